@@ -1,0 +1,4 @@
+//! Bookinfo and the helper workloads as plain HTTP services, and the lab that runs them
+//! on the mesh.
+
+pub mod upstream;
