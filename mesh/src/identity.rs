@@ -50,7 +50,9 @@ impl fmt::Display for SpiffeId {
 
 /// Error for a URI that is not an Istio-shaped SPIFFE ID.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid SPIFFE ID {0:?}: expected spiffe://<trust domain>/ns/<namespace>/sa/<service account>")]
+#[error(
+    "invalid SPIFFE ID {0:?}: expected spiffe://<trust domain>/ns/<namespace>/sa/<service account>"
+)]
 pub struct InvalidSpiffeId(pub String);
 
 impl FromStr for SpiffeId {
@@ -79,13 +81,20 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(id.namespace, "default");
-        assert_eq!(id.principal(), "cluster.local/ns/default/sa/bookinfo-productpage");
+        assert_eq!(
+            id.principal(),
+            "cluster.local/ns/default/sa/bookinfo-productpage"
+        );
         assert_eq!(id.to_string(), id.uri());
     }
 
     #[test]
     fn spiffe_id_rejects_other_shapes() {
-        for bad in ["cluster.local/ns/a/sa/b", "spiffe://td/ns/a", "spiffe://td/ns//sa/b"] {
+        for bad in [
+            "cluster.local/ns/a/sa/b",
+            "spiffe://td/ns/a",
+            "spiffe://td/ns//sa/b",
+        ] {
             assert!(bad.parse::<SpiffeId>().is_err(), "{bad}");
         }
     }

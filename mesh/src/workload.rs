@@ -41,7 +41,10 @@ impl WorkloadMeta {
     }
 
     /// Service ports that forward to `workload_port`, with their service.
-    pub fn service_ports_for(&self, workload_port: u16) -> impl Iterator<Item = (&ServiceRef, &ServicePort)> {
+    pub fn service_ports_for(
+        &self,
+        workload_port: u16,
+    ) -> impl Iterator<Item = (&ServiceRef, &ServicePort)> {
         self.services.iter().flat_map(move |svc| {
             svc.ports
                 .iter()

@@ -1,0 +1,184 @@
+//! Latency histograms per request phase.
+//!
+//! Values are recorded in microseconds with 3 significant digits (HdrHistogram),
+//! so any reported percentile is within 0.1% of the recorded value.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::driver::Exchange;
+
+/// Highest trackable value: one hour in microseconds. Longer values are clamped.
+const MAX_TRACKABLE_US: u64 = 3_600_000_000;
+
+/// Significant decimal digits kept by every histogram.
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A latency histogram in microseconds.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    histogram: Histogram<u64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        let histogram = Histogram::new_with_bounds(1, MAX_TRACKABLE_US, SIGNIFICANT_DIGITS)
+            .expect("histogram bounds are constant and valid");
+        Latency { histogram }
+    }
+}
+
+impl Latency {
+    /// Records one duration, clamped to the trackable range.
+    pub fn record(&mut self, value: Duration) {
+        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        self.histogram.saturating_record(micros.max(1));
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Latency) {
+        self.histogram
+            .add(&other.histogram)
+            .expect("histograms share the same bounds");
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// Returns the value at `quantile` (0.0 to 1.0) in microseconds.
+    pub fn quantile_us(&self, quantile: f64) -> u64 {
+        self.histogram.value_at_quantile(quantile)
+    }
+
+    /// Returns the percentiles the reports show.
+    pub fn summary(&self) -> LatencySummary {
+        let histogram = &self.histogram;
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: histogram.len(),
+            min_us: histogram.min(),
+            mean_us: histogram.mean(),
+            p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+        }
+    }
+}
+
+/// Percentiles of one histogram, in microseconds; all zero when it is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// Request phases, in report order.
+pub const PHASES: [&str; 5] = ["connect", "tls_handshake", "first_byte", "total", "authz"];
+
+/// One histogram per request phase.
+#[derive(Clone, Debug, Default)]
+pub struct PhaseLatencies {
+    pub connect: Latency,
+    pub tls_handshake: Latency,
+    pub first_byte: Latency,
+    pub total: Latency,
+    /// Authorization decision time the server's sidecar reported.
+    pub authz: Latency,
+}
+
+impl PhaseLatencies {
+    /// Records the phases of one exchange; connect and handshake only count
+    /// when the request opened a connection.
+    pub fn record(&mut self, exchange: &Exchange) {
+        let timings = &exchange.timings;
+        if let Some(connect) = timings.connect {
+            self.connect.record(connect);
+        }
+        if let Some(handshake) = timings.tls_handshake {
+            self.tls_handshake.record(handshake);
+        }
+        self.first_byte.record(timings.first_byte);
+        self.total.record(timings.total);
+        if let Some(authz) = exchange.authz {
+            self.authz.record(authz);
+        }
+    }
+
+    pub fn merge(&mut self, other: &PhaseLatencies) {
+        self.connect.merge(&other.connect);
+        self.tls_handshake.merge(&other.tls_handshake);
+        self.first_byte.merge(&other.first_byte);
+        self.total.merge(&other.total);
+        self.authz.merge(&other.authz);
+    }
+
+    /// Returns each phase name with its histogram, in [`PHASES`] order.
+    pub fn phases(&self) -> [(&'static str, &Latency); 5] {
+        [
+            (PHASES[0], &self.connect),
+            (PHASES[1], &self.tls_handshake),
+            (PHASES[2], &self.first_byte),
+            (PHASES[3], &self.total),
+            (PHASES[4], &self.authz),
+        ]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.phases()
+            .iter()
+            .all(|(_, latency)| latency.count() == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_uniform_values() {
+        let mut latency = Latency::default();
+        for millis in 1..=1000 {
+            latency.record(Duration::from_millis(millis));
+        }
+
+        let summary = latency.summary();
+
+        assert_eq!(summary.count, 1000);
+        assert_eq!(summary.min_us, 1000);
+        assert!(summary.p50_us.abs_diff(500_000) <= 500, "{summary:?}");
+        assert!(summary.p99_us.abs_diff(990_000) <= 1000, "{summary:?}");
+        assert!(summary.max_us.abs_diff(1_000_000) <= 1000, "{summary:?}");
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(Latency::default().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn merge_adds_counts() {
+        let mut first = Latency::default();
+        let mut second = Latency::default();
+        first.record(Duration::from_millis(1));
+        second.record(Duration::from_millis(2));
+        second.record(Duration::from_secs(7200));
+
+        first.merge(&second);
+
+        assert_eq!(first.count(), 3);
+        assert!(first.summary().max_us >= MAX_TRACKABLE_US - MAX_TRACKABLE_US / 1000);
+    }
+}

@@ -1,0 +1,224 @@
+//! The sidecar: inbound listener (peer authentication, XFCC, authorization) and outbound
+//! client (client TLS mode, mutual TLS origination, pooled connections).
+
+pub mod agent;
+pub mod inbound;
+pub mod outbound;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::control::ControlPlane;
+use crate::registry::Registry;
+use crate::store::ConfigStore;
+use crate::tls::{SvidCell, TrustBundle};
+use crate::workload::WorkloadMeta;
+
+pub use inbound::{AppService, Inbound, InboundOptions};
+pub use outbound::{ExchangeInfo, OutboundClient, OutboundError, SendOptions};
+
+/// What every sidecar shares with the control plane: the policy store, service discovery
+/// and the mesh roots.
+#[derive(Clone, Debug)]
+pub struct MeshContext {
+    pub store: ConfigStore,
+    pub registry: Registry,
+    pub bundle: TrustBundle,
+}
+
+/// Body of the 503 that a client sidecar answers when the upstream connection fails,
+/// with Envoy's wording so that course handouts match.
+pub const UPSTREAM_RESET_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// Body of the 503 for a refused or unreachable upstream.
+pub const UPSTREAM_CONNECT_FAILURE_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+
+/// Limits of one sidecar.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// Time a client has to send its first byte and finish the TLS handshake.
+    pub handshake: Duration,
+    /// Time to open an upstream connection.
+    pub connect: Duration,
+    /// Time for a whole upstream request, as Envoy's default route timeout.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A running workload's sidecar: its listeners, its outbound client and its identity.
+pub struct Sidecar {
+    workload: Arc<WorkloadMeta>,
+    ip: IpAddr,
+    outbound: OutboundClient,
+    svid: Option<Arc<SvidCell>>,
+    listen: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    registry: Registry,
+    /// Listener tasks; each ends (and closes its socket) once `shutdown` is cancelled.
+    listeners: Vec<JoinHandle<()>>,
+}
+
+impl Sidecar {
+    /// Starts `workload` at `ip`: issues its SVID (when it has a sidecar), binds one
+    /// listener per workload port, registers it behind its services, and hands `make_app`
+    /// the outbound client the app will call other services with.
+    pub async fn start(
+        control: &ControlPlane,
+        workload: WorkloadMeta,
+        ip: IpAddr,
+        make_app: impl FnOnce(OutboundClient) -> AppService,
+        options: InboundOptions,
+    ) -> Result<Self, SidecarError> {
+        let workload = Arc::new(workload);
+        let shutdown = CancellationToken::new();
+        let svid = if workload.sidecar {
+            let svid = control.issue(&workload.spiffe_id())?;
+            let cell = SvidCell::new(&svid);
+            control.spawn_rotation(cell.clone(), shutdown.clone());
+            Some(cell)
+        } else {
+            None
+        };
+        let context = control.context().clone();
+        let outbound = OutboundClient::new(
+            Some(workload.clone()),
+            &workload.namespace,
+            ip,
+            svid.clone(),
+            context.clone(),
+            options.timeouts.clone(),
+        );
+        let app = make_app(outbound.clone());
+        let inbound = Inbound::new(
+            workload.clone(),
+            svid.clone(),
+            context.clone(),
+            app.clone(),
+            options,
+        );
+
+        let mut ports: Vec<u16> = workload
+            .services
+            .iter()
+            .flat_map(|s| s.ports.iter().map(|p| p.target_port))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let mut listen = Vec::new();
+        let mut listeners = Vec::new();
+        for port in ports {
+            let addr = SocketAddr::new(ip, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| SidecarError::Bind { addr, source })?;
+            listen.push(listener.local_addr().unwrap_or(addr));
+            listeners.push(tokio::spawn(
+                inbound.clone().serve(listener, shutdown.clone()),
+            ));
+        }
+        let agent_addr = SocketAddr::new(ip, agent::AGENT_PORT);
+        let agent_listener =
+            TcpListener::bind(agent_addr)
+                .await
+                .map_err(|source| SidecarError::Bind {
+                    addr: agent_addr,
+                    source,
+                })?;
+        listeners.push(tokio::spawn(agent::serve(
+            agent_listener,
+            workload.name.clone(),
+            app,
+            shutdown.clone(),
+        )));
+
+        control.registry().register(workload.clone(), ip);
+        info!(
+            workload = %workload.name,
+            namespace = %workload.namespace,
+            id = %svid.as_ref().map(|s| s.id().to_string()).unwrap_or_else(|| "none (no sidecar)".into()),
+            addrs = ?listen,
+            "Workload started"
+        );
+        Ok(Self {
+            workload,
+            ip,
+            outbound,
+            svid,
+            listen,
+            shutdown,
+            registry: control.registry().clone(),
+            listeners,
+        })
+    }
+
+    pub fn workload(&self) -> &Arc<WorkloadMeta> {
+        &self.workload
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    pub fn outbound(&self) -> &OutboundClient {
+        &self.outbound
+    }
+
+    pub fn svid(&self) -> Option<&Arc<SvidCell>> {
+        self.svid.as_ref()
+    }
+
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen
+    }
+
+    /// Deregisters the workload and stops its listeners, connections and renewals.
+    pub fn stop(&self) {
+        self.registry
+            .deregister(&self.workload.namespace, &self.workload.name);
+        self.shutdown.cancel();
+    }
+
+    /// Stops the workload and waits until its listening sockets are closed, so that its
+    /// addresses can be bound again at once.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        for task in self.listeners.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("could not issue an SVID: {0}")]
+    Ca(#[from] crate::identity::ca::CaError),
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,480 @@
+//! Inbound half of the sidecar: the workload's listener.
+//!
+//! Each accepted connection is classified by its first byte (a TLS handshake record
+//! starts with 0x16) and admitted according to the peer authentication mode in force for
+//! the workload port: STRICT drops plaintext before any HTTP is read, PERMISSIVE serves
+//! both on one port, DISABLE serves plaintext only. Requests then pass the sidecar's HTTP
+//! checks before reaching the app, which sees plain HTTP with the caller's identity in
+//! `X-Forwarded-Client-Cert`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::ServerConfig;
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{MeshContext, Timeouts};
+use crate::authz::{HttpAttributes, RequestAttributes, WorkloadAuthorizer};
+use crate::identity::SpiffeId;
+use crate::peer_authn::{effective_mode, PeerMode};
+use crate::tls::{self, SvidCell};
+use crate::workload::WorkloadMeta;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Body type of requests to and responses from the app.
+pub type AppBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The app behind the sidecar, as a tower service over plain HTTP.
+pub type AppService =
+    tower::util::BoxCloneSyncService<Request<AppBody>, Response<AppBody>, Infallible>;
+
+/// Largest request head the sidecar reads; Envoy's default in Istio is 60 KiB, after
+/// which the client gets 431.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+const XFCC: &str = "x-forwarded-client-cert";
+
+/// Settings of an inbound listener.
+#[derive(Clone, Debug, Default)]
+pub struct InboundOptions {
+    pub timeouts: Timeouts,
+}
+
+/// What the listener learned about a connection before any HTTP.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub peer_addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    pub mtls: bool,
+    /// Verified client identity, over mTLS only.
+    pub peer_id: Option<SpiffeId>,
+    /// Hex SHA-256 of the client leaf certificate (DER), for XFCC's `Hash`.
+    pub peer_cert_hash: Option<String>,
+    pub sni: Option<String>,
+}
+
+/// A workload's inbound sidecar.
+pub struct Inbound {
+    workload: Arc<WorkloadMeta>,
+    /// `None` for a workload without a sidecar: plain HTTP straight to the app.
+    svid: Option<Arc<SvidCell>>,
+    server_config: Option<Arc<ServerConfig>>,
+    mesh: MeshContext,
+    app: AppService,
+    options: InboundOptions,
+    /// Authorizer compiled for the snapshot version it is paired with.
+    authorizer: ArcSwap<(u64, Arc<WorkloadAuthorizer>)>,
+    stats: InboundStats,
+}
+
+/// Counters of authorization outcomes, for `meshctl describe` and reports.
+#[derive(Debug, Default)]
+pub struct InboundStats {
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+impl Inbound {
+    pub fn new(
+        workload: Arc<WorkloadMeta>,
+        svid: Option<Arc<SvidCell>>,
+        mesh: MeshContext,
+        app: AppService,
+        options: InboundOptions,
+    ) -> Arc<Self> {
+        let server_config = svid
+            .as_ref()
+            .map(|svid| tls::server_config(svid.clone(), &mesh.bundle));
+        let snapshot = mesh.store.snapshot();
+        let authorizer = Arc::new(WorkloadAuthorizer::compile(&snapshot, &workload));
+        Arc::new(Self {
+            workload,
+            svid,
+            server_config,
+            mesh,
+            app,
+            options,
+            authorizer: ArcSwap::from_pointee((snapshot.version, authorizer)),
+            stats: InboundStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &InboundStats {
+        &self.stats
+    }
+
+    /// The authorizer for the current snapshot, recompiled only when the store changed.
+    fn authorizer(&self) -> Arc<WorkloadAuthorizer> {
+        let cached = self.authorizer.load();
+        let snapshot = self.mesh.store.snapshot();
+        if cached.0 == snapshot.version {
+            return cached.1.clone();
+        }
+        let compiled = Arc::new(WorkloadAuthorizer::compile(&snapshot, &self.workload));
+        self.authorizer
+            .store(Arc::new((snapshot.version, compiled.clone())));
+        compiled
+    }
+
+    pub fn workload(&self) -> &Arc<WorkloadMeta> {
+        &self.workload
+    }
+
+    /// Accepts connections until `shutdown` is cancelled.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let local = listener.local_addr().ok();
+        debug!(workload = %self.workload.name, addr = ?local, "Inbound listener started");
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok((stream, peer_addr)) => {
+                    let this = self.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        this.handle_connection(stream, peer_addr, shutdown).await;
+                    });
+                }
+                Err(error) => {
+                    // Running out of file descriptors is the usual cause; back off briefly
+                    // rather than spin.
+                    warn!(%error, workload = %self.workload.name, "Accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn mode_for(&self, port: u16) -> PeerMode {
+        if self.svid.is_none() {
+            return PeerMode::Disable;
+        }
+        let snapshot = self.mesh.store.snapshot();
+        effective_mode(&snapshot, &self.workload, port).mode
+    }
+
+    async fn handle_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer_addr: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let Ok(local_addr) = stream.local_addr() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let workload = self.workload.name.as_str();
+        let mode = self.mode_for(local_addr.port());
+
+        let mut first = [0u8; 1];
+        let peeked =
+            tokio::time::timeout(self.options.timeouts.handshake, stream.peek(&mut first)).await;
+        let is_tls = match peeked {
+            Ok(Ok(1)) => first[0] == 0x16,
+            Ok(Ok(_)) => return,
+            Ok(Err(error)) => {
+                debug!(%error, %peer_addr, workload, "Connection failed before its first byte");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer_addr, workload, "Client sent nothing in time, closing");
+                return;
+            }
+        };
+
+        match (mode, is_tls) {
+            (PeerMode::Strict, false) => {
+                // Dropping a socket with unread bytes makes the kernel send a reset, which
+                // is what a plaintext client of a STRICT Istio sidecar sees (curl exit 56).
+                debug!(%peer_addr, workload, "Plaintext connection rejected, peer authentication is STRICT");
+            }
+            (PeerMode::Disable, true) if self.svid.is_some() => {
+                debug!(%peer_addr, workload, "TLS connection rejected, peer authentication is DISABLE");
+            }
+            (_, true) if self.server_config.is_some() => {
+                self.serve_tls(stream, peer_addr, local_addr, shutdown)
+                    .await;
+            }
+            _ => {
+                let info = ConnectionInfo {
+                    peer_addr,
+                    local_addr,
+                    mtls: false,
+                    peer_id: None,
+                    peer_cert_hash: None,
+                    sni: None,
+                };
+                self.serve_http(TokioIo::new(stream), Arc::new(info), shutdown)
+                    .await;
+            }
+        }
+    }
+
+    async fn serve_tls(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer_addr: SocketAddr,
+        local_addr: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let config = self
+            .server_config
+            .clone()
+            .expect("serve_tls runs only for workloads with a sidecar");
+        let acceptor = TlsAcceptor::from(config);
+        let handshake =
+            tokio::time::timeout(self.options.timeouts.handshake, acceptor.accept(stream)).await;
+        let tls = match handshake {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                debug!(%error, %peer_addr, workload = %self.workload.name, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer_addr, workload = %self.workload.name, "TLS handshake timed out");
+                return;
+            }
+        };
+        let connection = tls.get_ref().1;
+        let leaf = connection
+            .peer_certificates()
+            .and_then(|certs| certs.first());
+        let peer_id = leaf.and_then(tls::spiffe_id_of);
+        let Some(leaf) = leaf else {
+            debug!(%peer_addr, "TLS client sent no certificate, closing");
+            return;
+        };
+        if peer_id.is_none() {
+            debug!(%peer_addr, "Client certificate has no SPIFFE ID, closing");
+            return;
+        }
+        let info = ConnectionInfo {
+            peer_addr,
+            local_addr,
+            mtls: true,
+            peer_id,
+            peer_cert_hash: Some(hex::encode(Sha256::digest(leaf.as_ref()))),
+            sni: connection.server_name().map(str::to_string),
+        };
+        self.serve_http(TokioIo::new(tls), Arc::new(info), shutdown)
+            .await;
+    }
+
+    async fn serve_http<I>(
+        self: Arc<Self>,
+        io: TokioIo<I>,
+        info: Arc<ConnectionInfo>,
+        shutdown: CancellationToken,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let this = self.clone();
+        let conn_info = info.clone();
+        let service =
+            service_fn(move |request| this.clone().handle_request(conn_info.clone(), request));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.options.timeouts.handshake)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .serve_connection(io, service);
+        tokio::pin!(connection);
+
+        let mut policy = self.mesh.store.subscribe();
+        let mut watching = self.svid.is_some();
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(%error, peer = %info.peer_addr, workload = %self.workload.name, "Connection ended with an error");
+                    }
+                    break;
+                }
+                changed = policy.changed(), if watching && !closing => {
+                    if changed.is_err() {
+                        watching = false;
+                        continue;
+                    }
+                    if !self.still_admitted(&info) {
+                        // Envoy drains listeners whose filter chains changed; closing keeps a
+                        // live connection from outliving the policy that admitted it.
+                        debug!(peer = %info.peer_addr, workload = %self.workload.name, "Peer authentication changed, closing connection");
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+                _ = shutdown.cancelled(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+
+    fn still_admitted(&self, info: &ConnectionInfo) -> bool {
+        match self.mode_for(info.local_addr.port()) {
+            PeerMode::Strict => info.mtls,
+            PeerMode::Permissive => true,
+            PeerMode::Disable => !info.mtls,
+        }
+    }
+
+    async fn handle_request(
+        self: Arc<Self>,
+        info: Arc<ConnectionInfo>,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<AppBody>, Infallible> {
+        if self.svid.is_none() {
+            return Ok(call_app(self.app.clone(), box_request(request)).await);
+        }
+        self.set_xfcc(&info, request.headers_mut());
+
+        let started = Instant::now();
+        let authorizer = self.authorizer();
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let attributes = RequestAttributes {
+            source_ip: info.peer_addr.ip(),
+            remote_ip: info.peer_addr.ip(),
+            source_principal: info.peer_id.as_ref(),
+            destination_ip: info.local_addr.ip(),
+            destination_port: info.local_addr.port(),
+            sni: info.sni.as_deref(),
+            http: Some(HttpAttributes {
+                method: request.method().as_str(),
+                host,
+                path,
+                headers: request.headers(),
+                auth: None,
+            }),
+        };
+        let decision = authorizer.evaluate(&attributes);
+        let authz_time = started.elapsed();
+        let principal = info
+            .peer_id
+            .as_ref()
+            .map(|id| id.principal())
+            .unwrap_or_else(|| "none (plaintext)".to_string());
+        if !decision.allowed {
+            self.stats.denied.fetch_add(1, Ordering::Relaxed);
+            info!(
+                workload = %self.workload.name,
+                namespace = %self.workload.namespace,
+                peer.principal = %principal,
+                peer.addr = %info.peer_addr,
+                method = %request.method(),
+                path,
+                %decision,
+                "Request denied"
+            );
+            let mut response = text_response(StatusCode::FORBIDDEN, "RBAC: access denied");
+            add_server_timing(&mut response, authz_time);
+            return Ok(response);
+        }
+        self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+        debug!(workload = %self.workload.name, peer.principal = %principal, path, %decision, "Request allowed");
+
+        request.extensions_mut().insert(info.clone());
+        let mut response = call_app(self.app.clone(), box_request(request)).await;
+        add_server_timing(&mut response, authz_time);
+        Ok(response)
+    }
+
+    /// Replaces any client-sent XFCC with the sidecar's own, so that only an identity
+    /// proven by a certificate reaches the app.
+    fn set_xfcc(&self, info: &ConnectionInfo, headers: &mut http::HeaderMap) {
+        headers.remove(XFCC);
+        let (Some(peer), Some(hash), Some(svid)) =
+            (&info.peer_id, &info.peer_cert_hash, &self.svid)
+        else {
+            return;
+        };
+        let value = format!(
+            "By={};Hash={};Subject=\"\";URI={}",
+            svid.id().uri(),
+            hash,
+            peer.uri()
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(XFCC, value);
+        }
+    }
+}
+
+/// Calls the app; the boxed future keeps the compiler from having to prove `Send` for
+/// every lifetime of the request body's error type.
+pub fn call_app(
+    mut app: AppService,
+    request: Request<AppBody>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<AppBody>> + Send>> {
+    Box::pin(async move {
+        if let Err(never) =
+            std::future::poll_fn(|cx| tower::Service::poll_ready(&mut app, cx)).await
+        {
+            match never {}
+        }
+        match tower::Service::call(&mut app, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    })
+}
+
+fn box_request(request: Request<Incoming>) -> Request<AppBody> {
+    request.map(|body| body.map_err(box_error).boxed_unsync())
+}
+
+fn box_error(error: hyper::Error) -> BoxError {
+    Box::new(error)
+}
+
+/// Reports the authorization decision time in a standard `Server-Timing` header, which the
+/// client's sidecar and the loadgen read.
+fn add_server_timing(response: &mut Response<AppBody>, authz: std::time::Duration) {
+    let value = format!("authz;dur={:.3}", authz.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append("server-timing", value);
+    }
+}
+
+/// A small text response from the sidecar itself.
+pub fn text_response(status: StatusCode, body: &'static str) -> Response<AppBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    response
+}
