@@ -7,7 +7,7 @@ use crate::config::destination_rule::{ClientTlsSettings, TlsMode};
 use crate::config::{DestinationRuleSpec, Resource, Snapshot, ROOT_NAMESPACE};
 use crate::workload::ServiceRef;
 
-/// What the client sidecar does for one call, and which rule decided it.
+/// Client TLS decision for one call, and the rule that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientTlsDecision {
     pub mode: ClientTls,
@@ -53,8 +53,8 @@ pub enum ClientTls {
 ///
 /// Rules are looked up in the client's namespace, then the service's namespace, then the root
 /// namespace, counting only rules exported to the client's namespace. The first namespace with
-/// any rule whose host matches wins. Within it an exact host beats wildcards and a longer
-/// wildcard suffix beats a shorter one; among rules for the same host the oldest one's traffic
+/// any rule whose host matches wins. Within it an exact host beats wildcards, and a longer
+/// wildcard suffix beats a shorter one. Among rules for the same host, the oldest one's traffic
 /// policy is kept. A `portLevelSettings` entry for `service_port` replaces the top-level `tls`
 /// entirely, so an entry without `tls` means [`ClientTls::Auto`].
 pub fn client_tls(
@@ -176,8 +176,8 @@ fn resolve_host(host: &str, rule_namespace: &str) -> String {
     }
 }
 
-/// How specifically `host` matches `fqdn`, or `None` when it does not. Lower ranks are more
-/// specific: an exact name, then wildcards by decreasing suffix length.
+/// Ranks how specifically `host` matches `fqdn`, or returns `None` when it does not. Lower
+/// ranks are more specific: an exact name, then wildcards by decreasing suffix length.
 fn host_match_rank(host: &str, fqdn: &str) -> Option<HostRank> {
     if host.eq_ignore_ascii_case(fqdn) {
         return Some(HostRank::Exact);

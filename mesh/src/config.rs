@@ -1,10 +1,10 @@
 //! Istio's security resources as YAML documents, and the immutable snapshots the store
 //! publishes.
 //!
-//! Layout: one module per resource kind holds its serde model and its checks beyond serde
+//! Layout: each resource kind has a module with its serde model and its checks beyond serde
 //! (`legacy_policy`, `peer_authentication`, `request_authentication`,
-//! `authorization_policy`, `destination_rule`); `parse` turns a multi-document YAML file
-//! into [`Document`]s or one [`ConfigError`] naming the file, document and field path.
+//! `authorization_policy`, `destination_rule`). `parse` turns a multi-document YAML file
+//! into [`Document`]s, or into one [`ConfigError`] naming the file, document and field path.
 
 pub mod authorization_policy;
 pub mod destination_rule;
@@ -81,8 +81,8 @@ impl Resource {
         self.spec.kind()
     }
 
-    /// `name.namespace`, the form `istioctl` prints for namespaced resources; the bare name
-    /// for cluster-scoped ones.
+    /// Returns `name.namespace`, the form `istioctl` prints for namespaced resources, or the
+    /// bare name for cluster-scoped ones.
     pub fn qualified_name(&self) -> String {
         if self.meta.namespace.is_empty() {
             self.meta.name.clone()
@@ -158,8 +158,8 @@ impl Kind {
         }
     }
 
-    /// Looks up a kind by its `apiVersion` and `kind` fields; `None` when the pair is not
-    /// supported.
+    /// Looks up a kind by its `apiVersion` and `kind` fields. Returns `None` when the pair is
+    /// not supported.
     pub fn from_type(api_version: &str, kind: &str) -> Option<Kind> {
         Kind::SUPPORTED
             .iter()
@@ -167,7 +167,7 @@ impl Kind {
             .map(|(_, k)| *k)
     }
 
-    /// True for kinds without a namespace; they are stored with an empty one.
+    /// True for kinds without a namespace, which are stored with an empty one.
     pub fn is_cluster_scoped(self) -> bool {
         self == Kind::MeshPolicy
     }
@@ -248,7 +248,7 @@ impl Snapshot {
         })
     }
 
-    /// The `MeshPolicy`, if one is stored. Validation only admits one, named `default`.
+    /// Returns the `MeshPolicy`, if one is stored. Validation admits only one, named `default`.
     pub fn mesh_policy(&self) -> Option<(&Resource, &PolicySpec)> {
         self.resources.iter().find_map(|r| match &r.spec {
             Spec::MeshPolicy(spec) => Some((r.as_ref(), spec)),

@@ -8,12 +8,12 @@ use crate::config::peer_authentication::MtlsMode;
 use crate::config::{PeerAuthenticationSpec, PolicySpec, Resource, Snapshot, Spec, ROOT_NAMESPACE};
 use crate::workload::WorkloadMeta;
 
-/// What the inbound listener accepts.
+/// Connection types the inbound listener accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerMode {
     /// Mutual TLS only; plaintext connections are closed before any HTTP.
     Strict,
-    /// Mutual TLS or plaintext, told apart per connection.
+    /// Mutual TLS or plaintext, detected per connection.
     Permissive,
     /// Plaintext only.
     Disable,
@@ -45,7 +45,7 @@ pub enum ModeSource {
     Default,
 }
 
-/// Where a `PeerAuthentication` applies, and so how narrow it is.
+/// Scope of a `PeerAuthentication`, from widest to narrowest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerAuthenticationScope {
     Mesh,
@@ -129,7 +129,7 @@ pub fn effective_mode(
 /// Mesh scope: in the root namespace without a selector (or with empty `matchLabels`).
 /// Namespace scope: in the workload's namespace, not the root one, without a selector.
 /// Workload scope: in the workload's namespace, not the root one, with a selector matching
-/// the workload's labels; a selector policy in the root namespace applies to nothing. When
+/// the workload's labels. A selector policy in the root namespace applies to nothing. When
 /// several policies share a scope, the oldest one counts and the others are ignored.
 pub fn applicable_peer_authentications<'a>(
     snapshot: &'a Snapshot,
@@ -165,11 +165,15 @@ pub fn applicable_peer_authentications<'a>(
 /// Selects the legacy `MeshPolicy` or `Policy` for a workload port, whether or not a
 /// `PeerAuthentication` overrides its `peers` (its `origins` still apply).
 ///
-/// For the services that select the workload and map a service port to `workload_port`, in
-/// order: a `Policy` in the service's namespace with a target naming the service and that
-/// service port (by number or port name); a `Policy` with a target naming the service and no
-/// ports; the `Policy` named `default` in the workload's namespace; the `MeshPolicy`. Ties go
-/// to the oldest policy. A matching policy replaces wider ones entirely.
+/// Only services that select the workload and map a service port to `workload_port` count.
+/// The first match in this order wins, and a match replaces wider policies entirely:
+/// 1. a `Policy` in the service's namespace whose target names the service and that service
+///    port, by number or port name;
+/// 2. a `Policy` whose target names the service without ports;
+/// 3. the `Policy` named `default` in the workload's namespace;
+/// 4. the `MeshPolicy`.
+///
+/// Ties go to the oldest policy.
 pub fn legacy_policy_for<'a>(
     snapshot: &'a Snapshot,
     workload: &WorkloadMeta,

@@ -71,6 +71,7 @@ pub struct Sidecar {
     listen: Vec<SocketAddr>,
     shutdown: CancellationToken,
     registry: Registry,
+    inbound: Arc<Inbound>,
     /// Listener tasks; each ends (and closes its socket) once `shutdown` is cancelled.
     listeners: Vec<JoinHandle<()>>,
 }
@@ -164,6 +165,7 @@ impl Sidecar {
             listen,
             shutdown,
             registry: control.registry().clone(),
+            inbound,
             listeners,
         })
     }
@@ -182,6 +184,11 @@ impl Sidecar {
 
     pub fn svid(&self) -> Option<&Arc<SvidCell>> {
         self.svid.as_ref()
+    }
+
+    /// Counters of the inbound sidecar's authorization decisions.
+    pub fn stats(&self) -> &inbound::InboundStats {
+        self.inbound.stats()
     }
 
     pub fn listen_addrs(&self) -> &[SocketAddr] {

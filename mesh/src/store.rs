@@ -65,12 +65,12 @@ impl ConfigStore {
         }
     }
 
-    /// The current snapshot. Cheap and lock-free, so it can run per connection.
+    /// Returns the current snapshot. The load is lock-free, so it can run per connection.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.current.load_full()
     }
 
-    /// A receiver that holds the current snapshot and sees every later one.
+    /// Returns a receiver that starts at the current snapshot and sees every later one.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.inner.sender.subscribe()
     }
@@ -107,7 +107,7 @@ impl ConfigStore {
     }
 
     /// Removes the resources with the keys of `documents` and returns the resulting version.
-    /// Keys that are not stored are skipped; if none was stored the version stays the same.
+    /// Keys that are not stored are skipped, and if none was stored the version stays the same.
     pub fn delete(&self, documents: &[Document]) -> u64 {
         let mut state = self.lock();
         let before = state.resources.len();

@@ -513,3 +513,83 @@ async fn svids_rotate_without_dropping_traffic() {
     assert_ne!(first, last, "the server SVID was renewed");
     assert!(requests > 20);
 }
+
+#[tokio::test]
+async fn health_probes_pass_deny_all() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    mesh.apply(
+        "
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: default}
+spec: {}
+",
+    );
+    let (status, body, _) = get(&client, "http://server:9080/health").await.unwrap();
+    assert_eq!(status, 403);
+    assert_eq!(body, "RBAC: access denied");
+
+    // The agent port answers for the kubelet, which has no mesh certificate.
+    let agent = mesh.addr(1, mesh::sidecar::agent::AGENT_PORT);
+    for path in [
+        "/healthz/ready",
+        "/app-health/server/readyz",
+        "/app-health/server/livez",
+    ] {
+        let mut stream = TcpStream::connect(agent).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+    }
+    let mut stream = TcpStream::connect(agent).await.unwrap();
+    stream
+        .write_all(b"GET /app-health/other/readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}
+
+#[tokio::test]
+async fn authz_decisions_are_counted_and_timed() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(
+        "
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: only-client, namespace: default}
+spec:
+  selector: {matchLabels: {app: server}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/client]}}]
+",
+    );
+    let request = Request::get("http://server:9080/")
+        .body(Bytes::new())
+        .unwrap();
+    let (response, info) = client.send(request, SendOptions::default()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(info.authz.is_some(), "Server-Timing carries the authz time");
+
+    let (status, body, _) = get(&mesh.outsider(), "http://server:9080/").await.unwrap();
+    assert_eq!((status, body.as_str()), (403, "RBAC: access denied"));
+
+    let stats = mesh.sidecars[0].stats();
+    assert_eq!(stats.allowed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.denied.load(std::sync::atomic::Ordering::Relaxed), 1);
+}

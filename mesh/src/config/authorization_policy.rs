@@ -124,7 +124,7 @@ impl FieldError {
 /// returns the first problem found.
 ///
 /// Istio's own validation (as of 1.25) rejects, and so does this function:
-/// - a selector label with an empty key or a `*`, and a DENY policy without `rules`;
+/// - a selector label with an empty key or a `*`;
 /// - an empty `from`, `to`, `source` or `operation`, and empty strings in any list;
 /// - invalid IPs, CIDR ranges and ports, and malformed path templates;
 /// - `serviceAccounts` combined with `principals` or `namespaces` in one source;
@@ -134,19 +134,13 @@ impl FieldError {
 /// is no external authorizer), `targetRef` and `targetRefs` (meshlab has sidecars only,
 /// no gateways or waypoints), and `experimental.envoy.filters.*` keys.
 ///
-/// Accepted, as Istio accepts them: methods in lower case, which Istio only warns about.
+/// Accepted: a DENY policy without `rules`, which matches nothing and so denies nothing
+/// (the store logs a warning). Methods in lower case, which Istio only warns about.
 /// They never match, because method matching is case-sensitive. A `*` in the middle of a
 /// path is accepted too, and matches a literal `*`.
 pub fn validate(spec: &AuthorizationPolicySpec) -> Result<(), FieldError> {
     validate_attachment(spec)?;
     let rules = spec.rules.as_deref().unwrap_or_default();
-    if spec.action == Some(Action::Deny) && rules.is_empty() {
-        return Err(FieldError::new(
-            "spec.rules",
-            "a DENY policy without rules never matches: add an empty rule `{}` to deny every \
-             request",
-        ));
-    }
     for (index, rule) in rules.iter().enumerate() {
         validate_rule(rule, &format!("spec.rules[{index}]"))?;
     }

@@ -12,12 +12,12 @@ use std::fmt;
 pub struct ConfigError {
     /// File name or other label of the source, as the caller passed it.
     pub origin: String,
-    /// 1-based index of the document in the file; 0 when the error concerns the whole file.
+    /// 1-based index of the document in the file, or 0 when the error concerns the whole file.
     pub document: usize,
     /// `Kind namespace/name` of the document, when it got far enough to read them.
     pub resource: Option<String>,
-    /// Field path from the document root, such as `spec.mtls.mode`; empty when the error has
-    /// no field (for example broken YAML).
+    /// Field path from the document root, such as `spec.mtls.mode`. It is empty when the error
+    /// has no field (for example broken YAML).
     pub path: String,
     pub message: String,
     /// How to fix it, when the fix is obvious.
@@ -75,7 +75,7 @@ impl FieldError {
 }
 
 impl FieldError {
-    /// The path from the document root, applying the `spec`-relative rule above.
+    /// Returns the path from the document root, applying the `spec`-relative rule above.
     pub fn document_path(&self) -> String {
         let rooted = ["spec", "metadata"].iter().any(|root| {
             self.path == *root

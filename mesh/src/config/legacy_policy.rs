@@ -2,7 +2,7 @@
 //! in YAML.
 //!
 //! Istio read these with a protobuf JSON decoder, which accepts both the camelCase and the
-//! original snake_case field names; courses use both (`trigger_rules`, `excluded_paths`), so
+//! original snake_case field names. Courses use both (`trigger_rules`, `excluded_paths`), so
 //! every field here has a snake_case alias.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -175,7 +175,8 @@ pub enum PrincipalBinding {
 }
 
 impl PolicySpec {
-    /// The mutual TLS entry of `peers`, if any; without one the workload takes plaintext only.
+    /// Returns the mutual TLS entry of `peers`, if any. Without one the workload accepts
+    /// plaintext only.
     pub fn mtls(&self) -> Option<&MutualTls> {
         self.peers.iter().find_map(|peer| peer.mtls.as_ref())
     }

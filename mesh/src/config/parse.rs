@@ -114,7 +114,7 @@ impl From<FieldError> for Problem {
     }
 }
 
-/// The top level of a document. `status` is what `kubectl get -o yaml` adds; it is ignored.
+/// The top level of a document. `status`, which `kubectl get -o yaml` adds, is ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Envelope {
@@ -299,8 +299,21 @@ fn validate(spec: &Spec, meta: &ObjectMeta) -> Result<(), FieldError> {
         Spec::Policy(policy) => legacy_policy::validate(policy, &meta.name, false),
         Spec::PeerAuthentication(policy) => peer_authentication::validate(policy),
         Spec::RequestAuthentication(policy) => request_authentication::validate(policy),
-        Spec::AuthorizationPolicy(policy) => authorization_policy::validate(policy)
-            .map_err(|error| FieldError::new(error.path, error.message)),
+        Spec::AuthorizationPolicy(policy) => {
+            authorization_policy::validate(policy).map_err(|error| {
+                let path = error.path.strip_prefix("spec.").unwrap_or(&error.path);
+                FieldError::new(path, error.message)
+            })?;
+            let no_rules = policy.rules.as_ref().is_none_or(Vec::is_empty);
+            if policy.action == Some(authorization_policy::Action::Deny) && no_rules {
+                tracing::warn!(
+                    policy = %meta.name,
+                    namespace = %meta.namespace,
+                    "DENY policy without rules matches nothing; add `rules: [{{}}]` to deny every request"
+                );
+            }
+            Ok(())
+        }
         Spec::DestinationRule(rule) => destination_rule::validate(rule),
     }
 }
@@ -382,7 +395,7 @@ fn resource_label(value: &Value) -> Option<String> {
 /// are listed bare. ``unknown variant `STRCT`, expected one of `UNSET`, `STRICT` `` becomes
 /// `unknown variant "STRCT", expected one of UNSET, STRICT`.
 fn tidy_message(message: &str) -> String {
-    // serde names the Rust type in "expected struct PeerMtls"; the reader wrote YAML.
+    // serde names the Rust type in "expected struct PeerMtls", but the reader wrote YAML.
     let message = match message.find("expected struct ") {
         Some(at) => format!("{}expected a mapping", &message[..at]),
         None => message.to_string(),
@@ -395,7 +408,7 @@ fn tidy_message(message: &str) -> String {
     format!("{head}\"{value}\"{}", rest.replace('`', ""))
 }
 
-/// A "did you mean" hint for serde's unknown-variant and unknown-field messages.
+/// Builds a "did you mean" hint for serde's unknown-variant and unknown-field messages.
 fn suggestion(message: &str) -> Option<String> {
     let is_unknown = message.starts_with("unknown variant") || message.starts_with("unknown field");
     if !is_unknown {
@@ -406,8 +419,8 @@ fn suggestion(message: &str) -> Option<String> {
     closest(found, expected).map(|name| format!("did you mean {name}?"))
 }
 
-/// The candidate closest to `found` by edit distance (case-insensitive), if it is close enough
-/// to be a typo.
+/// Finds the candidate closest to `found` by edit distance (case-insensitive), if it is close
+/// enough to be a typo.
 fn closest<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let found = found.to_ascii_lowercase();
     candidates

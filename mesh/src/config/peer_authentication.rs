@@ -55,7 +55,7 @@ impl PeerAuthenticationSpec {
         self.mtls.map(|m| m.mode).unwrap_or_default()
     }
 
-    /// The `portLevelMtls` mode for a workload port, if the port has an entry.
+    /// Returns the `portLevelMtls` mode for a workload port, if the port has an entry.
     pub fn port_mode(&self, workload_port: u16) -> Option<MtlsMode> {
         self.port_level_mtls
             .get(&PortKey(u32::from(workload_port)))
