@@ -105,4 +105,25 @@ pub trait LabDriver: Send + Sync {
     /// Drops every policy and every workload added beyond Bookinfo.
     fn reset(&self) -> BoxFuture<'_, anyhow::Result<()>>;
     fn send(&self, request: RequestSpec) -> BoxFuture<'_, Result<Exchange, SendFailure>>;
+    /// Opens a TCP connection from the caller to the service, writes the request body,
+    /// half-closes and returns what the server sent back (`status` 0). A connection closed
+    /// without a byte is [`SendFailure::Reset`], as a denied TCP connection looks to `nc`.
+    fn send_tcp(&self, request: RequestSpec) -> BoxFuture<'_, Result<Exchange, SendFailure>> {
+        let _ = request;
+        Box::pin(async {
+            Err(SendFailure::Other(
+                "this lab does not support TCP requests".to_string(),
+            ))
+        })
+    }
+    /// Mints a JWT from a scenario's `jwt:` mapping (`sub`, `iss`, `aud`, `expires`,
+    /// `exp`, `claims`, and any other key as a claim); the lab issuer signs unless `iss`
+    /// names Istio's sample issuer.
+    fn mint_token<'a>(
+        &'a self,
+        claims: serde_json::Value,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
+        let _ = claims;
+        Box::pin(async { Err(anyhow::anyhow!("this lab cannot mint tokens")) })
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::str::FromStr;
 
-use bytes::Bytes;
 use mesh::sidecar::{OutboundError, SendOptions};
 use services::apps::AppKind;
 use services::lab::{Lab, LabOptions, WorkloadSpec};
@@ -90,6 +89,21 @@ impl LabDriver for EmbeddedLab {
     fn send(&self, request: RequestSpec) -> BoxFuture<'_, Result<Exchange, SendFailure>> {
         Box::pin(async move { self.send_request(request).await })
     }
+
+    fn send_tcp(&self, request: RequestSpec) -> BoxFuture<'_, Result<Exchange, SendFailure>> {
+        Box::pin(async move { self.send_tcp_request(request).await })
+    }
+
+    fn mint_token<'a>(
+        &'a self,
+        claims: serde_json::Value,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            let request: mesh::authn::issuer::MintRequest = serde_json::from_value(claims)
+                .map_err(|error| anyhow::anyhow!("invalid jwt: {error}"))?;
+            Ok(self.lab.control().mint_token(&request)?)
+        })
+    }
 }
 
 impl EmbeddedLab {
@@ -137,7 +151,7 @@ impl EmbeddedLab {
         Ok(Exchange {
             status: parts.status.as_u16(),
             headers: parts.headers,
-            body: Bytes::from(body),
+            body,
             mtls: info.mtls,
             peer: info
                 .mtls
@@ -150,6 +164,43 @@ impl EmbeddedLab {
                 total: info.total,
             },
             authz: info.authz,
+        })
+    }
+}
+
+impl EmbeddedLab {
+    async fn send_tcp_request(&self, spec: RequestSpec) -> Result<Exchange, SendFailure> {
+        let client = self.lab.client(&spec.from).ok_or_else(|| {
+            SendFailure::Other(format!("unknown workload {:?} in `from`", spec.from))
+        })?;
+        let port = spec
+            .port
+            .ok_or_else(|| SendFailure::Other("a TCP request needs `port`".to_string()))?;
+        let options = SendOptions {
+            raw: spec.raw_client,
+            new_connection: true,
+            resume: false,
+        };
+        let (body, info) = client
+            .exchange_tcp(&spec.to, port, &spec.body, options)
+            .await
+            .map_err(failure_of)?;
+        Ok(Exchange {
+            status: 0,
+            headers: http::HeaderMap::new(),
+            body,
+            mtls: info.mtls,
+            peer: info
+                .mtls
+                .then(|| info.client_identity.map(|id| id.principal()))
+                .flatten(),
+            timings: Timings {
+                connect: info.connect,
+                tls_handshake: info.tls_handshake,
+                first_byte: info.first_byte,
+                total: info.total,
+            },
+            authz: None,
         })
     }
 }

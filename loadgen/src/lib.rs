@@ -15,9 +15,12 @@ pub mod driver;
 pub mod embedded;
 pub mod load;
 pub mod measure;
+pub mod progress;
+pub mod remote;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod threshold;
 
 #[cfg(test)]
 mod test_util;

@@ -1,4 +1,5 @@
-//! Load engine: concurrent workers sending one request over and over.
+//! Load engine: concurrent workers, each with its own connection, sending one
+//! request over and over.
 //!
 //! With `qps > 0` the run is an open loop: request `i` is due at
 //! `start + i / qps` whatever happened to earlier requests. Its corrected
@@ -6,7 +7,8 @@
 //! up in the percentiles instead of silently lowering the rate. This is the
 //! coordinated-omission correction of wrk2 and oha `--latency-correction`. The
 //! uncorrected per-phase histograms are kept beside it. With `qps = 0` each
-//! worker sends its next request as soon as the previous one completes.
+//! worker sends its next request as soon as the previous one completes (a
+//! closed loop, like wrk).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,21 +17,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::driver::{LabDriver, RequestSpec, SendFailure};
-use crate::measure::{Latency, PhaseLatencies};
+use crate::driver::{BoxFuture, LabDriver, RequestSpec, SendFailure, Timings};
+use crate::measure::{server_timing, Latency, PhaseLatencies};
 use crate::scenario::LoadStep;
 
-/// Time after which the engine gives up on one request and counts a timeout.
+pub mod http_client;
+pub mod mesh_client;
+
+/// Time after which the engine gives up on one request of a scenario load
+/// step and counts a timeout.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Maximum distinct failure messages kept per load run; the rest are counted
 /// under their kind only.
 const MAX_FAILURE_MESSAGES: usize = 20;
 
-/// Request, rate and bounds of a load run.
+/// Rate and bounds of a load run.
 #[derive(Clone, Debug)]
-pub struct LoadPlan {
-    pub request: RequestSpec,
+pub struct Schedule {
     /// Total requests per second across connections; 0 means closed loop.
     pub qps: f64,
     pub connections: u32,
@@ -37,6 +42,21 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// No more than this many requests are sent.
     pub requests: Option<u64>,
+    /// Time after which one request counts as a `timeout` failure.
+    pub timeout: Duration,
+}
+
+impl Schedule {
+    pub fn is_open_loop(&self) -> bool {
+        self.qps > 0.0
+    }
+}
+
+/// Request and schedule of a scenario load step.
+#[derive(Clone, Debug)]
+pub struct LoadPlan {
+    pub request: RequestSpec,
+    pub schedule: Schedule,
 }
 
 impl LoadPlan {
@@ -59,15 +79,53 @@ impl LoadPlan {
         };
         LoadPlan {
             request,
-            qps: step.qps,
-            connections: step.connections,
-            duration: step.time_limit(),
-            requests: step.requests,
+            schedule: Schedule {
+                qps: step.qps,
+                connections: step.connections,
+                duration: step.time_limit(),
+                requests: step.requests,
+                timeout: SEND_TIMEOUT,
+            },
         }
     }
+}
 
-    pub fn is_open_loop(&self) -> bool {
-        self.qps > 0.0
+/// The part of one response that the engine records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pub status: u16,
+    pub timings: Timings,
+    /// Request authentication time from the server's `Server-Timing: authn`.
+    pub authn: Option<Duration>,
+    /// Authorization decision time from the server's `Server-Timing: authz`.
+    pub authz: Option<Duration>,
+}
+
+/// The client of one worker. It sends the run's request, one at a time, and
+/// keeps its connection between requests unless the run sets a new connection
+/// per request.
+pub trait Sender: Send {
+    fn send(&mut self) -> BoxFuture<'_, Result<Sample, SendFailure>>;
+}
+
+/// Sends a scenario's request through a lab driver, which pools connections
+/// itself.
+struct DriverSender<'a> {
+    driver: &'a dyn LabDriver,
+    request: &'a RequestSpec,
+}
+
+impl Sender for DriverSender<'_> {
+    fn send(&mut self) -> BoxFuture<'_, Result<Sample, SendFailure>> {
+        Box::pin(async move {
+            let exchange = self.driver.send(self.request.clone()).await?;
+            Ok(Sample {
+                status: exchange.status,
+                timings: exchange.timings,
+                authn: server_timing(&exchange.headers, "authn"),
+                authz: exchange.authz,
+            })
+        })
     }
 }
 
@@ -99,6 +157,22 @@ impl LoadOutcome {
         } else {
             0.0
         }
+    }
+
+    /// Returns the requests without a response.
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Returns the requests without a 2xx or 3xx response, failures included.
+    pub fn errors(&self) -> u64 {
+        let bad_statuses: u64 = self
+            .statuses
+            .iter()
+            .filter(|(status, _)| !(200..400).contains(*status))
+            .map(|(_, count)| count)
+            .sum();
+        bad_statuses + self.failed()
     }
 
     fn record_failure(&mut self, failure: &SendFailure) {
@@ -134,18 +208,45 @@ impl LoadOutcome {
     }
 }
 
-/// Runs `plan` against the lab and returns what came back.
+/// Runs a scenario's `plan` against the lab and returns what came back.
 pub async fn run_load(driver: &dyn LabDriver, plan: &LoadPlan) -> LoadOutcome {
-    let start = Instant::now();
-    let deadline = start + plan.duration;
-    let next_index = AtomicU64::new(0);
+    let mut senders: Vec<Box<dyn Sender + '_>> = (0..plan.schedule.connections)
+        .map(|_| {
+            Box::new(DriverSender {
+                driver,
+                request: &plan.request,
+            }) as Box<dyn Sender + '_>
+        })
+        .collect();
+    run_senders(&mut senders, &plan.schedule, None).await
+}
 
-    let workers =
-        (0..plan.connections).map(|_| run_worker(driver, plan, start, deadline, &next_index));
+/// Runs `schedule` with one worker per sender and returns what came back.
+/// `completed`, when given, counts finished requests as they finish, for a
+/// progress display.
+pub async fn run_senders(
+    senders: &mut [Box<dyn Sender + '_>],
+    schedule: &Schedule,
+    completed: Option<&AtomicU64>,
+) -> LoadOutcome {
+    let start = Instant::now();
+    let deadline = start + schedule.duration;
+    let next_index = AtomicU64::new(0);
+    let run = Run {
+        schedule,
+        start,
+        deadline,
+        next_index: &next_index,
+        completed,
+    };
+
+    let workers = senders
+        .iter_mut()
+        .map(|sender| run_worker(sender.as_mut(), &run));
     let worker_outcomes = futures::future::join_all(workers).await;
 
     let mut outcome = LoadOutcome {
-        corrected: plan.is_open_loop().then(Latency::default),
+        corrected: schedule.is_open_loop().then(Latency::default),
         ..LoadOutcome::default()
     };
     let mut last_completion = start;
@@ -157,50 +258,59 @@ pub async fn run_load(driver: &dyn LabDriver, plan: &LoadPlan) -> LoadOutcome {
     outcome
 }
 
-/// Sends requests until the plan's duration or request count runs out;
-/// returns the worker's counts and the time its last request completed.
-async fn run_worker(
-    driver: &dyn LabDriver,
-    plan: &LoadPlan,
+/// State the workers of one run share.
+struct Run<'a> {
+    schedule: &'a Schedule,
     start: Instant,
     deadline: Instant,
-    next_index: &AtomicU64,
-) -> (LoadOutcome, Instant) {
+    next_index: &'a AtomicU64,
+    completed: Option<&'a AtomicU64>,
+}
+
+/// Sends requests until the schedule's duration or request count runs out;
+/// returns the worker's counts and the time its last request completed.
+async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutcome, Instant) {
+    let schedule = run.schedule;
     let mut outcome = LoadOutcome {
-        corrected: plan.is_open_loop().then(Latency::default),
+        corrected: schedule.is_open_loop().then(Latency::default),
         ..LoadOutcome::default()
     };
-    let mut last_completion = start;
+    let mut last_completion = run.start;
 
     loop {
-        let index = next_index.fetch_add(1, Ordering::Relaxed);
-        if plan.requests.is_some_and(|max| index >= max) {
+        let index = run.next_index.fetch_add(1, Ordering::Relaxed);
+        if schedule.requests.is_some_and(|max| index >= max) {
             break;
         }
-        let due = if plan.is_open_loop() {
-            let due = start + Duration::from_secs_f64(index as f64 / plan.qps);
-            if due >= deadline {
+        let due = if schedule.is_open_loop() {
+            let due = run.start + Duration::from_secs_f64(index as f64 / schedule.qps);
+            if due >= run.deadline {
                 break;
             }
             tokio::time::sleep_until(due).await;
             due
         } else {
             let now = Instant::now();
-            if now >= deadline {
+            if now >= run.deadline {
                 break;
             }
             now
         };
 
-        let result = tokio::time::timeout(SEND_TIMEOUT, driver.send(plan.request.clone())).await;
+        let result = tokio::time::timeout(schedule.timeout, sender.send()).await;
         let completed = Instant::now();
         last_completion = completed;
         outcome.sent += 1;
+        if let Some(counter) = run.completed {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
 
         match result {
-            Ok(Ok(exchange)) => {
-                *outcome.statuses.entry(exchange.status).or_default() += 1;
-                outcome.phases.record(&exchange);
+            Ok(Ok(sample)) => {
+                *outcome.statuses.entry(sample.status).or_default() += 1;
+                outcome
+                    .phases
+                    .record_phases(&sample.timings, sample.authn, sample.authz);
                 if let Some(corrected) = &mut outcome.corrected {
                     corrected.record(completed - due);
                 }

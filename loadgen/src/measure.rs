@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::driver::Exchange;
+use crate::driver::{Exchange, Timings};
 
 /// Highest trackable value: one hour in microseconds. Longer values are clamped.
 const MAX_TRACKABLE_US: u64 = 3_600_000_000;
@@ -53,6 +53,20 @@ impl Latency {
         self.histogram.value_at_quantile(quantile)
     }
 
+    /// Returns the value at each of [`SPECTRUM_PERCENTILES`], for percentile charts.
+    pub fn spectrum(&self) -> Vec<PercentilePoint> {
+        if self.histogram.is_empty() {
+            return Vec::new();
+        }
+        SPECTRUM_PERCENTILES
+            .iter()
+            .map(|&percentile| PercentilePoint {
+                percentile,
+                value_us: self.histogram.value_at_quantile(percentile / 100.0),
+            })
+            .collect()
+    }
+
     /// Returns the percentiles the reports show.
     pub fn summary(&self) -> LatencySummary {
         let histogram = &self.histogram;
@@ -64,6 +78,7 @@ impl Latency {
             min_us: histogram.min(),
             mean_us: histogram.mean(),
             p50_us: histogram.value_at_quantile(0.50),
+            p75_us: histogram.value_at_quantile(0.75),
             p90_us: histogram.value_at_quantile(0.90),
             p99_us: histogram.value_at_quantile(0.99),
             p999_us: histogram.value_at_quantile(0.999),
@@ -73,20 +88,43 @@ impl Latency {
 }
 
 /// Percentiles of one histogram, in microseconds; all zero when it is empty.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub min_us: u64,
     pub mean_us: f64,
     pub p50_us: u64,
+    #[serde(default)]
+    pub p75_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
 }
 
+/// Percentiles kept in reports for charts: enough points to draw the shape of
+/// the distribution out to p99.99 on a log scale.
+pub const SPECTRUM_PERCENTILES: [f64; 16] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95, 99.99, 99.999,
+    100.0,
+];
+
+/// The latency at one percentile.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    pub percentile: f64,
+    pub value_us: u64,
+}
+
 /// Request phases, in report order.
-pub const PHASES: [&str; 5] = ["connect", "tls_handshake", "first_byte", "total", "authz"];
+pub const PHASES: [&str; 6] = [
+    "connect",
+    "tls_handshake",
+    "first_byte",
+    "total",
+    "authn",
+    "authz",
+];
 
 /// One histogram per request phase.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +133,8 @@ pub struct PhaseLatencies {
     pub tls_handshake: Latency,
     pub first_byte: Latency,
     pub total: Latency,
+    /// Request authentication (JWT) time the server's sidecar reported.
+    pub authn: Latency,
     /// Authorization decision time the server's sidecar reported.
     pub authz: Latency,
 }
@@ -103,7 +143,18 @@ impl PhaseLatencies {
     /// Records the phases of one exchange; connect and handshake only count
     /// when the request opened a connection.
     pub fn record(&mut self, exchange: &Exchange) {
-        let timings = &exchange.timings;
+        let authn = server_timing(&exchange.headers, "authn");
+        self.record_phases(&exchange.timings, authn, exchange.authz);
+    }
+
+    /// Records one request's phases; connect and handshake only count when
+    /// the request opened a connection.
+    pub fn record_phases(
+        &mut self,
+        timings: &Timings,
+        authn: Option<Duration>,
+        authz: Option<Duration>,
+    ) {
         if let Some(connect) = timings.connect {
             self.connect.record(connect);
         }
@@ -112,7 +163,10 @@ impl PhaseLatencies {
         }
         self.first_byte.record(timings.first_byte);
         self.total.record(timings.total);
-        if let Some(authz) = exchange.authz {
+        if let Some(authn) = authn {
+            self.authn.record(authn);
+        }
+        if let Some(authz) = authz {
             self.authz.record(authz);
         }
     }
@@ -122,17 +176,19 @@ impl PhaseLatencies {
         self.tls_handshake.merge(&other.tls_handshake);
         self.first_byte.merge(&other.first_byte);
         self.total.merge(&other.total);
+        self.authn.merge(&other.authn);
         self.authz.merge(&other.authz);
     }
 
     /// Returns each phase name with its histogram, in [`PHASES`] order.
-    pub fn phases(&self) -> [(&'static str, &Latency); 5] {
+    pub fn phases(&self) -> [(&'static str, &Latency); 6] {
         [
             (PHASES[0], &self.connect),
             (PHASES[1], &self.tls_handshake),
             (PHASES[2], &self.first_byte),
             (PHASES[3], &self.total),
-            (PHASES[4], &self.authz),
+            (PHASES[4], &self.authn),
+            (PHASES[5], &self.authz),
         ]
     }
 
@@ -141,6 +197,36 @@ impl PhaseLatencies {
             .iter()
             .all(|(_, latency)| latency.count() == 0)
     }
+}
+
+/// Reads `<metric>;dur=<milliseconds>` from the `Server-Timing` headers
+/// (W3C Server Timing), as the mesh's inbound sidecar reports `authn` and `authz`.
+pub fn server_timing(headers: &http::HeaderMap, metric: &str) -> Option<Duration> {
+    headers
+        .get_all("server-timing")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| server_timing_in(value, metric))
+}
+
+/// Reads one metric's duration from one `Server-Timing` header value.
+pub fn server_timing_in(value: &str, metric: &str) -> Option<Duration> {
+    for entry in value.split(',') {
+        let mut parameters = entry.split(';').map(str::trim);
+        if parameters.next() != Some(metric) {
+            continue;
+        }
+        for parameter in parameters {
+            if let Some(millis) = parameter.strip_prefix("dur=") {
+                let millis: f64 = millis.trim_matches('"').parse().ok()?;
+                if millis.is_finite() && millis >= 0.0 {
+                    return Some(Duration::from_secs_f64(millis / 1000.0));
+                }
+                return None;
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -161,6 +247,37 @@ mod tests {
         assert!(summary.p50_us.abs_diff(500_000) <= 500, "{summary:?}");
         assert!(summary.p99_us.abs_diff(990_000) <= 1000, "{summary:?}");
         assert!(summary.max_us.abs_diff(1_000_000) <= 1000, "{summary:?}");
+    }
+
+    #[test]
+    fn server_timing_reads_each_metric() {
+        let value = "authn;dur=0.012, authz;dur=0.5;desc=\"rbac\"";
+
+        assert_eq!(
+            server_timing_in(value, "authz"),
+            Some(Duration::from_micros(500))
+        );
+        assert_eq!(
+            server_timing_in(value, "authn"),
+            Some(Duration::from_micros(12))
+        );
+        assert_eq!(server_timing_in(value, "db"), None);
+        assert_eq!(server_timing_in("authz;dur=x", "authz"), None);
+    }
+
+    #[test]
+    fn spectrum_ends_at_max() {
+        let mut latency = Latency::default();
+        for micros in 1..=100 {
+            latency.record(Duration::from_micros(micros));
+        }
+
+        let spectrum = latency.spectrum();
+
+        assert_eq!(spectrum.len(), SPECTRUM_PERCENTILES.len());
+        assert_eq!(spectrum.last().unwrap().value_us, 100);
+        assert_eq!(spectrum[3].value_us, 50);
+        assert!(Latency::default().spectrum().is_empty());
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Reports of a run: the terminal table and the JSON document.
+//! Reports of a run: the terminal table, JSON, CSV, HTML and comparisons.
 
+pub mod compare;
+pub mod csv;
+pub mod html;
 pub mod json;
 pub mod table;
 

@@ -287,7 +287,20 @@ async fn run_request(
     latencies: &mut PhaseLatencies,
     mut outcome: StepOutcome,
 ) -> StepOutcome {
-    let spec = match request_spec(step) {
+    let minted = match &step.request.jwt {
+        Some(claims) => {
+            let claims = serde_json::Value::Object(claims.clone());
+            match driver.mint_token(claims).await {
+                Ok(token) => Some(token),
+                Err(error) => {
+                    outcome.fail(format!("minting the jwt token failed: {error:#}"));
+                    return outcome;
+                }
+            }
+        }
+        None => None,
+    };
+    let spec = match request_spec(step, minted.as_deref()) {
         Ok(spec) => spec,
         Err(error) => {
             outcome.fail(error);
@@ -296,7 +309,12 @@ async fn run_request(
     };
 
     for repetition in 0..step.request.repeat {
-        let result = match tokio::time::timeout(SEND_TIMEOUT, driver.send(spec.clone())).await {
+        let send = if step.request.protocol == Protocol::Tcp {
+            driver.send_tcp(spec.clone())
+        } else {
+            driver.send(spec.clone())
+        };
+        let result = match tokio::time::timeout(SEND_TIMEOUT, send).await {
             Ok(result) => result,
             Err(_elapsed) => Err(SendFailure::Timeout),
         };
@@ -329,28 +347,25 @@ async fn run_load_step(
     let load_outcome = load::run_load(driver, &plan).await;
     outcome.repetitions = u32::try_from(load_outcome.sent).unwrap_or(u32::MAX);
     outcome.load = Some(Box::new(LoadReport {
-        qps: plan.qps,
-        connections: plan.connections,
-        duration: plan.duration,
-        requests: plan.requests,
+        qps: plan.schedule.qps,
+        connections: plan.schedule.connections,
+        duration: plan.schedule.duration,
+        requests: plan.schedule.requests,
         outcome: load_outcome,
     }));
     outcome
 }
 
-/// Builds the request a step sends, with its token in place.
+/// Builds the request a step sends, with its token in place; `minted` is the
+/// token minted for the step's `jwt:` claims.
 ///
 /// # Errors
 ///
-/// Returns a message for features the lab cannot run yet: TCP requests and
-/// tokens minted from `jwt:` claims.
-pub fn request_spec(step: &RequestStep) -> Result<RequestSpec, String> {
+/// Returns a message for a `jwt:` step whose token was not minted.
+pub fn request_spec(step: &RequestStep, minted: Option<&str>) -> Result<RequestSpec, String> {
     let request = &step.request;
-    if request.protocol == Protocol::Tcp {
-        return Err("protocol tcp: not supported yet".to_owned());
-    }
-    if request.jwt.is_some() {
-        return Err("jwt: minting tokens is not supported by this lab yet".to_owned());
+    if request.jwt.is_some() && minted.is_none() {
+        return Err("jwt: the token was not minted".to_owned());
     }
 
     let mut headers: Vec<(String, String)> = request
@@ -360,7 +375,11 @@ pub fn request_spec(step: &RequestStep) -> Result<RequestSpec, String> {
         .collect();
     let mut path = request.path.clone();
 
-    let token = step.token_from_file.as_ref().or(request.token_raw.as_ref());
+    let token = step
+        .token_from_file
+        .as_deref()
+        .or(request.token_raw.as_deref())
+        .or(minted);
     if let Some(token) = token {
         match &request.token_location {
             None => headers.push(("Authorization".to_owned(), format!("Bearer {token}"))),

@@ -2,6 +2,9 @@
 //! API that `meshctl` talks to.
 
 pub mod api;
+pub mod remote;
+pub mod server;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,6 +12,8 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::authn::issuer::{LabIssuer, MintError, MintRequest, LAB_ISSUER};
+use crate::authn::jwks::JwksCache;
 use crate::identity::ca::{Ca, CaError, Svid, DEFAULT_SVID_LIFETIME};
 use crate::identity::{SpiffeId, DEFAULT_TRUST_DOMAIN};
 use crate::registry::Registry;
@@ -40,6 +45,8 @@ impl Default for ControlPlaneOptions {
 #[derive(Clone)]
 pub struct ControlPlane {
     ca: Arc<Ca>,
+    /// Signing key of the lab's tokens, made at start-up.
+    issuer: Arc<LabIssuer>,
     context: MeshContext,
     options: ControlPlaneOptions,
 }
@@ -47,16 +54,51 @@ pub struct ControlPlane {
 impl ControlPlane {
     pub fn new(options: ControlPlaneOptions) -> Self {
         let ca = Arc::new(Ca::new(&options.trust_domain));
+        let issuer = Arc::new(LabIssuer::generate());
+        let jwks = JwksCache::new();
+        issuer.register(&jwks);
+        info!(
+            issuer = LAB_ISSUER,
+            kid = issuer.kid(),
+            "Lab token issuer ready"
+        );
         let context = MeshContext {
             store: ConfigStore::default(),
             registry: Registry::default(),
             bundle: TrustBundle::new([ca.root()]),
+            jwks,
+            policy_version: Default::default(),
         };
         Self {
             ca,
+            issuer,
             context,
             options,
         }
+    }
+
+    /// Creates a control plane whose workloads trust `roots` instead of its own CA's root:
+    /// the networked control plane signs with a root kept on disk, so the in-memory CA's
+    /// [`ControlPlane::issue`] must not be used with it.
+    pub fn with_roots(
+        options: ControlPlaneOptions,
+        roots: impl IntoIterator<Item = rustls::pki_types::CertificateDer<'static>>,
+    ) -> Self {
+        let mut this = Self::new(options);
+        this.context.bundle = TrustBundle::new(roots);
+        this
+    }
+
+    /// Replaces the lab issuer, for a control plane that keeps its signing key on disk.
+    pub fn with_issuer(mut self, issuer: LabIssuer) -> Self {
+        issuer.register(&self.context.jwks);
+        info!(
+            issuer = LAB_ISSUER,
+            kid = issuer.kid(),
+            "Lab token issuer loaded"
+        );
+        self.issuer = Arc::new(issuer);
+        self
     }
 
     pub fn context(&self) -> &MeshContext {
@@ -73,6 +115,16 @@ impl ControlPlane {
 
     pub fn ca(&self) -> &Ca {
         &self.ca
+    }
+
+    /// The lab issuer, which mints tokens with `iss` [`LAB_ISSUER`].
+    pub fn issuer(&self) -> &LabIssuer {
+        &self.issuer
+    }
+
+    /// Mints a token; see [`MintRequest`] for the defaults.
+    pub fn mint_token(&self, request: &MintRequest) -> Result<String, MintError> {
+        self.issuer.mint(request)
     }
 
     pub fn svid_lifetime(&self) -> Duration {

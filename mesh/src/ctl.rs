@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
+use crate::authn::issuer::MintRequest;
 use crate::config::parse_documents;
-use crate::control::api::{ApplyRequest, ChangeResponse, ErrorBody, ResourceList, WorkloadSummary};
+use crate::control::api::{
+    ApplyRequest, ChangeResponse, ErrorBody, ResourceList, TokenResponse, WorkloadSummary,
+};
 
 /// Command-line interface of `meshctl`.
 #[derive(Debug, Parser)]
@@ -27,13 +30,26 @@ pub struct Cli {
         global = true
     )]
     pub control_plane: String,
+    /// Admin token for a networked control plane (`meshctl admin-token` mints one).
+    #[arg(long, env = "MESHLAB_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Mesh root certificate (PEM) that an https:// control plane must chain to.
+    #[arg(long, env = "MESHLAB_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply every document of each file atomically (a directory means its *.yaml files).
+    /// Run the control plane (CA, policy store, registry) over TLS for workload containers.
+    ControlPlane(crate::control::server::ControlPlaneArgs),
+    /// Print a bootstrap token for one namespace and service account.
+    BootstrapToken(crate::control::token::BootstrapTokenArgs),
+    /// Print the admin token that `--token` and the agents' exec endpoint accept.
+    AdminToken(crate::control::token::AdminTokenArgs),
+    /// Apply every document of each file atomically (a directory means its *.yaml files, `-`
+    /// standard input).
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
@@ -62,12 +78,49 @@ pub enum Command {
     },
     /// Delete every resource.
     Reset,
+    /// Mint a JWT signed by the lab issuer (`meshlab@cluster.local`), or with Istio's
+    /// sample key when --issuer is testing@secure.istio.io.
+    Token {
+        /// `sub` claim.
+        #[arg(long)]
+        sub: Option<String>,
+        /// Extra claim as KEY=VALUE; VALUE is read as JSON when it parses, else as a
+        /// string. Repeatable.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+        /// `aud` claim; repeat for a list.
+        #[arg(long = "aud")]
+        audiences: Vec<String>,
+        /// `iss` claim; the lab issuer when unset.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Lifetime such as 1h or 30s; a negative value such as -5m mints an expired
+        /// token.
+        #[arg(long, allow_hyphen_values = true, default_value = "1h")]
+        expires: String,
+    },
 }
 
 /// Runs one command; returns the text to print on success.
 pub async fn run(cli: Cli) -> anyhow::Result<String> {
-    let api = ApiClient::new(&cli.control_plane)?;
     match cli.command {
+        Command::ControlPlane(args) => {
+            crate::control::server::run(args).await?;
+            return Ok(String::new());
+        }
+        Command::BootstrapToken(args) => return args.run(),
+        Command::AdminToken(args) => return args.run(),
+        _ => {}
+    }
+    let api = ApiClient::new(
+        &cli.control_plane,
+        cli.token.as_deref(),
+        cli.ca_cert.as_deref(),
+    )?;
+    match cli.command {
+        Command::ControlPlane(_) | Command::BootstrapToken(_) | Command::AdminToken(_) => {
+            unreachable!("local commands return above")
+        }
         Command::Validate { files } => {
             let mut out = String::new();
             for (path, yaml) in read_files(&files)? {
@@ -100,6 +153,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             api.get_text(&format!("/v1/describe/{namespace}/{workload}"))
                 .await
         }
+        Command::Token {
+            sub,
+            claims,
+            audiences,
+            issuer,
+            expires,
+        } => {
+            let request = token_request(sub, &claims, audiences, issuer, expires)?;
+            let response: TokenResponse = api.post_json("/v1/token", &request).await?;
+            Ok(format!("{}\n", response.token))
+        }
         Command::Reset => {
             let response: ChangeResponse =
                 api.post_json("/v1/reset", &serde_json::json!({})).await?;
@@ -109,6 +173,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             ))
         }
     }
+}
+
+fn token_request(
+    sub: Option<String>,
+    claims: &[String],
+    audiences: Vec<String>,
+    issuer: Option<String>,
+    expires: String,
+) -> anyhow::Result<MintRequest> {
+    let mut map = serde_json::Map::new();
+    for claim in claims {
+        let Some((key, value)) = claim.split_once('=') else {
+            bail!("invalid --claim {claim:?}: expected KEY=VALUE");
+        };
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        map.insert(key.to_string(), value);
+    }
+    let aud = match audiences.len() {
+        0 => None,
+        1 => Some(serde_json::Value::String(audiences[0].clone())),
+        _ => Some(serde_json::json!(audiences)),
+    };
+    Ok(MintRequest {
+        sub,
+        iss: issuer,
+        aud,
+        expires: Some(expires),
+        claims: map,
+        ..MintRequest::default()
+    })
 }
 
 async fn change(
@@ -121,7 +216,9 @@ async fn change(
     // Check every file before changing anything, so that a typo in the third file does not
     // leave the first two applied.
     for (path, yaml) in &files {
-        parse_documents(yaml, &path.display().to_string())?;
+        if parse_documents(yaml, &path.display().to_string())?.is_empty() {
+            bail!("{}: no resources in the file", path.display());
+        }
     }
     let mut out = String::new();
     for (path, yaml) in files {
@@ -140,7 +237,12 @@ async fn change(
 fn read_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
     for path in paths {
-        if path.is_dir() {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading standard input")?;
+            files.push((PathBuf::from("<stdin>"), text));
+        } else if path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading directory {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -230,21 +332,48 @@ pub fn format_table(rows: &[Vec<String>]) -> String {
 /// A minimal HTTP/1.1 client for the control plane API.
 struct ApiClient {
     authority: String,
+    /// Client of a networked control plane, for https:// addresses.
+    tls: Option<crate::control::remote::ControlPlaneClient>,
 }
 
 impl ApiClient {
-    fn new(url: &str) -> anyhow::Result<Self> {
+    fn new(url: &str, token: Option<&str>, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
         let uri: http::Uri = url.parse().with_context(|| {
             format!("invalid control plane address {url:?}: expected http://host:port")
         })?;
-        if uri.scheme_str() != Some("http") {
-            bail!("invalid control plane address {url:?}: only http:// is supported");
-        }
         let authority = uri
             .authority()
             .with_context(|| format!("invalid control plane address {url:?}: missing host"))?
             .to_string();
-        Ok(Self { authority })
+        match uri.scheme_str() {
+            Some("http") => Ok(Self {
+                authority,
+                tls: None,
+            }),
+            Some("https") => {
+                let from_file = match (token, std::env::var_os("MESHLAB_TOKEN_FILE")) {
+                    (None, Some(path)) => Some(
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", Path::new(&path).display()))?,
+                    ),
+                    _ => None,
+                };
+                let token = token.or(from_file.as_deref()).context(
+                    "an https:// control plane needs the admin token: pass --token or set MESHLAB_TOKEN or MESHLAB_TOKEN_FILE",
+                )?;
+                let ca_cert = ca_cert.context(
+                    "an https:// control plane needs the mesh root: pass --ca-cert or set MESHLAB_CA_CERT",
+                )?;
+                let root = std::fs::read_to_string(ca_cert)
+                    .with_context(|| format!("reading {}", ca_cert.display()))?;
+                let client = crate::control::remote::ControlPlaneClient::new(url, token, &root)?;
+                Ok(Self {
+                    authority,
+                    tls: Some(client),
+                })
+            }
+            _ => bail!("invalid control plane address {url:?}: expected http:// or https://"),
+        }
     }
 
     async fn request(
@@ -253,6 +382,10 @@ impl ApiClient {
         path: &str,
         body: Bytes,
     ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        if let Some(client) = &self.tls {
+            let (status, body) = client.request(method, path, body).await?;
+            return Ok((status, body));
+        }
         let stream = tokio::net::TcpStream::connect(&self.authority).await.with_context(|| {
             format!(
                 "could not reach the control plane at {}: is `bookinfo up` running? (set --control-plane or MESHLAB_CONTROL_PLANE)",

@@ -3,6 +3,7 @@
 //! It gives every workload a SPIFFE identity from a mesh CA, terminates and originates
 //! mutual TLS, and enforces Istio's security resources as they are written in YAML.
 
+pub mod authn;
 pub mod authz;
 pub mod client_tls;
 pub mod config;

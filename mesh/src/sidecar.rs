@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::authn::jwks::JwksCache;
 use crate::control::ControlPlane;
 use crate::registry::Registry;
 use crate::store::ConfigStore;
@@ -23,13 +24,24 @@ use crate::workload::WorkloadMeta;
 pub use inbound::{AppService, Inbound, InboundOptions};
 pub use outbound::{ExchangeInfo, OutboundClient, OutboundError, SendOptions};
 
-/// What every sidecar shares with the control plane: the policy store, service discovery
-/// and the mesh roots.
+/// A byte stream: a TCP connection, or TLS over one.
+pub trait AsyncStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// State every sidecar shares with the control plane: the policy store, service discovery,
+/// the mesh roots and JWKS keys.
 #[derive(Clone, Debug)]
 pub struct MeshContext {
     pub store: ConfigStore,
     pub registry: Registry,
     pub bundle: TrustBundle,
+    /// JWKS keys by URI, shared so that each URI is fetched once per mesh.
+    pub jwks: JwksCache,
+    /// Version of the control plane's policy store that `store` mirrors; stays 0 in the
+    /// embedded lab, where `store` is the control plane's own. A remote driver waits for it
+    /// before sending, so that a request never races a policy change.
+    pub policy_version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Body of the 503 that a client sidecar answers when the upstream connection fails,
@@ -97,7 +109,59 @@ impl Sidecar {
         } else {
             None
         };
-        let context = control.context().clone();
+        let sidecar = Self::launch(
+            control.context().clone(),
+            workload.clone(),
+            ip,
+            svid,
+            shutdown,
+            make_app,
+            options,
+            None,
+        )
+        .await?;
+        control.registry().register(workload, ip);
+        Ok(sidecar)
+    }
+
+    /// Starts `workload` with an SVID obtained elsewhere, as a workload in its own container
+    /// does: it listens on `listen_ip` (`0.0.0.0` for every interface) and leaves
+    /// registration and certificate renewal to its caller, which stops them with
+    /// [`Sidecar::shutdown_token`]. With `exec_admin_sha256` set, the agent port also
+    /// serves `POST /exec` to holders of the admin token with that SHA-256.
+    pub async fn start_standalone(
+        context: MeshContext,
+        workload: WorkloadMeta,
+        listen_ip: IpAddr,
+        svid: Option<Arc<SvidCell>>,
+        make_app: impl FnOnce(OutboundClient) -> AppService,
+        options: InboundOptions,
+        exec_admin_sha256: Option<String>,
+    ) -> Result<Self, SidecarError> {
+        Self::launch(
+            context,
+            Arc::new(workload),
+            listen_ip,
+            svid,
+            CancellationToken::new(),
+            make_app,
+            options,
+            exec_admin_sha256,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        context: MeshContext,
+        workload: Arc<WorkloadMeta>,
+        ip: IpAddr,
+        svid: Option<Arc<SvidCell>>,
+        shutdown: CancellationToken,
+        make_app: impl FnOnce(OutboundClient) -> AppService,
+        options: InboundOptions,
+        exec_admin_sha256: Option<String>,
+    ) -> Result<Self, SidecarError> {
         let outbound = OutboundClient::new(
             Some(workload.clone()),
             &workload.namespace,
@@ -134,6 +198,12 @@ impl Sidecar {
                 inbound.clone().serve(listener, shutdown.clone()),
             ));
         }
+        let exec = exec_admin_sha256.map(|admin_token_sha256| agent::Exec {
+            outbound: outbound.clone(),
+            registry: context.registry.clone(),
+            admin_token_sha256,
+            policy_version: context.policy_version.clone(),
+        });
         let agent_addr = SocketAddr::new(ip, agent::AGENT_PORT);
         let agent_listener =
             TcpListener::bind(agent_addr)
@@ -146,10 +216,10 @@ impl Sidecar {
             agent_listener,
             workload.name.clone(),
             app,
+            exec,
             shutdown.clone(),
         )));
 
-        control.registry().register(workload.clone(), ip);
         info!(
             workload = %workload.name,
             namespace = %workload.namespace,
@@ -164,7 +234,7 @@ impl Sidecar {
             svid,
             listen,
             shutdown,
-            registry: control.registry().clone(),
+            registry: context.registry.clone(),
             inbound,
             listeners,
         })
@@ -189,6 +259,11 @@ impl Sidecar {
     /// Counters of the inbound sidecar's authorization decisions.
     pub fn stats(&self) -> &inbound::InboundStats {
         self.inbound.stats()
+    }
+
+    /// Token cancelled when the sidecar stops; tasks that belong to the workload watch it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     pub fn listen_addrs(&self) -> &[SocketAddr] {

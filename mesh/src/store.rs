@@ -122,6 +122,35 @@ impl ConfigStore {
         state.version
     }
 
+    /// Makes the store hold exactly `documents`, created in the given order, as one atomic
+    /// change; returns the resulting version. A replica uses it to mirror another store
+    /// whose snapshot lists resources oldest first, so that "the oldest policy wins" picks
+    /// the same resource on both. When nothing differs, the version stays the same.
+    pub fn replace(&self, documents: Vec<Document>) -> u64 {
+        let mut state = self.lock();
+        let unchanged = state.resources.len() == documents.len()
+            && documents.iter().all(|document| {
+                state
+                    .resources
+                    .get(&key_of(document))
+                    .is_some_and(|stored| is_same(stored, document))
+            })
+            && is_in_creation_order(&state.resources, &documents);
+        if unchanged {
+            return state.version;
+        }
+        let mut resources = BTreeMap::new();
+        for document in documents {
+            state.next_created += 1;
+            let created = state.next_created;
+            resources.insert(key_of(&document), Arc::new(document.into_resource(created)));
+        }
+        state.resources = resources;
+        self.publish(&mut state);
+        tracing::debug!(version = state.version, "Configuration replaced");
+        state.version
+    }
+
     /// Removes every resource and returns the new version (bumped even if the store was
     /// already empty, so watchers see the reset).
     pub fn reset(&self) -> u64 {
@@ -162,6 +191,18 @@ fn key_of(document: &Document) -> ResourceKey {
     )
 }
 
+/// True when `documents` lists the stored resources in their creation order.
+fn is_in_creation_order(
+    resources: &BTreeMap<ResourceKey, Arc<Resource>>,
+    documents: &[Document],
+) -> bool {
+    let created: Vec<u64> = documents
+        .iter()
+        .filter_map(|d| resources.get(&key_of(d)).map(|r| r.created))
+        .collect();
+    created.windows(2).all(|pair| pair[0] < pair[1])
+}
+
 fn is_same(stored: &Resource, document: &Document) -> bool {
     stored.api_version == document.api_version
         && stored.meta == document.meta
@@ -172,6 +213,44 @@ fn is_same(stored: &Resource, document: &Document) -> bool {
 mod tests {
     use super::*;
     use crate::config::parse_documents;
+
+    #[test]
+    fn replace_is_atomic_and_keeps_order() {
+        let store = ConfigStore::new();
+        let docs = |names: &[&str]| -> Vec<Document> {
+            names
+                .iter()
+                .flat_map(|name| {
+                    parse_documents(
+                        &format!(
+                            "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {{name: {name}, namespace: default}}\nspec: {{mtls: {{mode: STRICT}}}}\n"
+                        ),
+                        "test.yaml",
+                    )
+                    .unwrap()
+                })
+                .collect()
+        };
+        let watch = store.subscribe();
+        let v1 = store.replace(docs(&["a", "b"]));
+        assert_eq!(
+            store.replace(docs(&["a", "b"])),
+            v1,
+            "no change, no new version"
+        );
+        let v2 = store.replace(docs(&["b", "c"]));
+        assert_eq!(v2, v1 + 1, "one snapshot per replace");
+        let names: Vec<String> = store
+            .snapshot()
+            .resources
+            .iter()
+            .map(|r| r.meta.name.clone())
+            .collect();
+        assert_eq!(names, ["b", "c"], "creation order follows the documents");
+        let v3 = store.replace(docs(&["c", "b"]));
+        assert_eq!(v3, v2 + 1, "a new order is a change");
+        assert!(watch.has_changed().unwrap());
+    }
 
     fn namespace_policy(namespace: &str, mode: &str) -> Vec<Document> {
         let text = format!(

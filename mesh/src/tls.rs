@@ -25,7 +25,7 @@ use crate::identity::SpiffeId;
 /// ALPN protocol the sidecars negotiate, as plain HTTP/1.1 inside the tunnel.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 
-/// The ring provider, the one crypto provider of the whole tree.
+/// Returns the ring provider, the one crypto provider of the whole tree.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -128,7 +128,7 @@ pub fn server_config(svid: Arc<SvidCell>, bundle: &TrustBundle) -> Arc<ServerCon
 }
 
 /// Client side of mutual TLS (`ISTIO_MUTUAL` and auto mTLS): presents the workload's SVID
-/// and accepts any server SVID from the mesh root; the caller checks the server's identity.
+/// and accepts any server SVID from the mesh root. The caller checks the server's identity.
 pub fn client_config(
     svid: Arc<SvidCell>,
     bundle: &TrustBundle,
@@ -163,13 +163,19 @@ pub fn simple_client_config(bundle: &TrustBundle) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// A server verifier that accepts any certificate chaining to `bundle`'s roots, with no
+/// Builds a server verifier that accepts any certificate chaining to `bundle`'s roots, with no
 /// name check (for SIMPLE and MUTUAL DestinationRules, whose peers may be mesh workloads).
 pub fn chain_only_verifier(bundle: &TrustBundle) -> Arc<dyn ServerCertVerifier> {
     Arc::new(MeshServerVerifier::new(bundle.clone(), &provider()))
 }
 
-/// The SPIFFE ID in a leaf certificate's URI SAN, if it has exactly one that parses.
+/// Returns a certificate's serial number in hex, as `openssl x509 -serial` prints it.
+pub fn serial_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(cert).ok()?;
+    Some(hex::encode_upper(cert.raw_serial()))
+}
+
+/// Returns the SPIFFE ID in a leaf certificate's URI SAN, if it has exactly one that parses.
 pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Option<SpiffeId> {
     let (_, cert) = X509Certificate::from_der(cert).ok()?;
     let san = cert.subject_alternative_name().ok()??;

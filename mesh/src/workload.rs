@@ -54,6 +54,13 @@ impl WorkloadMeta {
     }
 }
 
+impl ServicePort {
+    /// True for a TCP (non-HTTP) port, by Istio's port naming convention: `tcp` or `tcp-*`.
+    pub fn is_tcp(&self) -> bool {
+        self.name == "tcp" || self.name.starts_with("tcp-")
+    }
+}
+
 impl ServiceRef {
     /// Fully qualified host, `<name>.<namespace>.svc.cluster.local`.
     pub fn fqdn(&self) -> String {

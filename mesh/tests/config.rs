@@ -689,3 +689,21 @@ fn apply_and_delete_course_file() {
     store.delete(&documents);
     assert!(store.snapshot().is_empty());
 }
+
+#[test]
+fn deeply_nested_yaml_is_rejected() {
+    let nested = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let error = parse_documents(&nested, "nested.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nested.yaml"), "{error}");
+    assert!(error.contains("nested more than"), "{error}");
+}
+
+#[test]
+fn oversized_file_is_rejected() {
+    let big = format!("# {}\n", "x".repeat(2 * 1024 * 1024));
+    let error = parse_documents(&big, "big.yaml").unwrap_err().to_string();
+    assert!(error.contains("big.yaml"), "{error}");
+    assert!(error.contains("larger than"), "{error}");
+}

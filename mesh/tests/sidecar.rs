@@ -97,6 +97,7 @@ impl Mesh {
                 handshake: Duration::from_millis(500),
                 ..Timeouts::default()
             },
+            ..InboundOptions::default()
         };
         let sidecar = Sidecar::start(
             &self.control,
@@ -592,4 +593,249 @@ spec:
     let stats = mesh.sidecars[0].stats();
     assert_eq!(stats.allowed.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(stats.denied.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// PEM text for a DER blob, as the files a `MUTUAL` DestinationRule names.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// Writes an SVID from `ca` to files and returns their paths (cert, key, ca).
+fn write_svid_files(ca: &Ca, id: &SpiffeId, dir: &std::path::Path) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let svid = ca.issue(id, Duration::from_secs(600)).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let root = dir.join("root.pem");
+    std::fs::write(&cert, pem("CERTIFICATE", &svid.chain[0])).unwrap();
+    std::fs::write(&key, pem("PRIVATE KEY", svid.key.secret_pkcs8_der())).unwrap();
+    std::fs::write(&root, ca.root_pem()).unwrap();
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    (path(cert), path(key), path(root))
+}
+
+fn destination_rule(tls: &str) -> String {
+    format!(
+        "
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {{name: server, namespace: default}}
+spec:
+  host: server.default.svc.cluster.local
+  trafficPolicy:
+    tls: {tls}
+"
+    )
+}
+
+#[tokio::test]
+async fn simple_tls_against_strict_gives_503() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    mesh.apply(&destination_rule("{mode: SIMPLE}"));
+    let (status, body, _) = get(&client, "http://server:9080/").await.unwrap();
+    assert_eq!(status, 503, "STRICT requires a client certificate: {body}");
+}
+
+#[tokio::test]
+async fn mutual_with_mesh_signed_files_works() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    let dir = std::env::temp_dir().join(format!(
+        "meshlab-mutual-{}-{}",
+        std::process::id(),
+        mesh.subnet
+    ));
+    let id = SpiffeId::new("cluster.local", "default", "files");
+    let (cert, key, root) = write_svid_files(mesh.control.ca(), &id, &dir);
+    mesh.apply(&destination_rule(&format!(
+        "{{mode: MUTUAL, clientCertificate: {cert}, privateKey: {key}, caCertificates: {root}}}"
+    )));
+    let (status, body, mtls) = get(&client, "http://server:9080/").await.unwrap();
+    assert_eq!((status, mtls), (200, true), "{body}");
+    assert!(
+        body.ends_with("URI=spiffe://cluster.local/ns/default/sa/files"),
+        "{body}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn mutual_with_foreign_files_gives_503() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    let dir = std::env::temp_dir().join(format!(
+        "meshlab-foreign-{}-{}",
+        std::process::id(),
+        mesh.subnet
+    ));
+    let foreign = Ca::new("cluster.local");
+    let id = SpiffeId::new("cluster.local", "default", "client");
+    let (cert, key, _) = write_svid_files(&foreign, &id, &dir);
+    let mesh_root = dir.join("mesh-root.pem");
+    std::fs::write(&mesh_root, mesh.control.ca().root_pem()).unwrap();
+    mesh.apply(&destination_rule(&format!(
+        "{{mode: MUTUAL, clientCertificate: {cert}, privateKey: {key}, caCertificates: {}}}",
+        mesh_root.display()
+    )));
+    let (status, _, _) = get(&client, "http://server:9080/").await.unwrap();
+    assert_eq!(
+        status, 503,
+        "the server rejects a certificate from another CA"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn port_level_settings_override_the_rule() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    mesh.apply(
+        "
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: server, namespace: default}
+spec:
+  host: server
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+    portLevelSettings:
+    - port: {number: 9080}
+      tls: {mode: DISABLE}
+",
+    );
+    let (status, _, mtls) = get(&client, "http://server:9080/").await.unwrap();
+    assert_eq!(
+        (status, mtls),
+        (503, false),
+        "the port entry's DISABLE wins over ISTIO_MUTUAL"
+    );
+}
+
+#[tokio::test]
+async fn workload_port_level_mtls_disables_one_port() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    let client = mesh
+        .start(2, workload("client", "default", 9080, true))
+        .await;
+    mesh.apply(MESH_STRICT);
+    mesh.apply(
+        "
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: server, namespace: default}
+spec:
+  selector: {matchLabels: {app: server}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    9080: {mode: DISABLE}
+",
+    );
+    let (status, _, mtls) = get(&mesh.outsider(), "http://server:9080/").await.unwrap();
+    assert_eq!(
+        (status, mtls),
+        (200, false),
+        "plaintext is accepted on the DISABLE port"
+    );
+    let (status, _, mtls) = get_with(
+        &client,
+        "http://server:9080/",
+        SendOptions {
+            new_connection: true,
+            ..SendOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, mtls),
+        (200, false),
+        "auto mTLS sends plaintext to a DISABLE port"
+    );
+}
+
+/// Sends raw request bytes to `addr` and returns the status line.
+async fn raw_status(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await;
+    response.lines().next().unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn hosts_rules_see_the_request_authority() {
+    let mut mesh = Mesh::new();
+    mesh.start(1, workload("server", "default", 9080, true))
+        .await;
+    mesh.apply(
+        "
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: deny-server-host, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {hosts: [server.default.svc.cluster.local, 'server.default.svc.cluster.local:*']}}]
+",
+    );
+    let addr = mesh.addr(1, 9080);
+    let absolute = "GET http://server.default.svc.cluster.local/ HTTP/1.1\r\nHost: evil\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        raw_status(addr, absolute).await,
+        "HTTP/1.1 403 Forbidden",
+        "the URI's authority wins over Host"
+    );
+
+    let cased = "GET / HTTP/1.1\r\nHost: Server.Default.SVC.cluster.local:9080\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        raw_status(addr, cased).await,
+        "HTTP/1.1 403 Forbidden",
+        "hosts ignore case"
+    );
+
+    let two_hosts = "GET / HTTP/1.1\r\nHost: evil\r\nHost: server.default.svc.cluster.local\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        raw_status(addr, two_hosts).await,
+        "HTTP/1.1 400 Bad Request"
+    );
+
+    let no_host = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_status(addr, no_host).await, "HTTP/1.1 400 Bad Request");
+
+    let other = "GET / HTTP/1.1\r\nHost: elsewhere\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_status(addr, other).await, "HTTP/1.1 200 OK");
 }

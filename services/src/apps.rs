@@ -10,6 +10,7 @@
 //! - [`details`], [`reviews`], [`ratings`]: the three backends
 //! - [`httpbin`]: an echo server for the authentication and authorization tasks
 //! - [`sleep`]: a client workload that only serves `/health`
+//! - [`tcp_echo`]: a plain TCP echo server for TCP authorization
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +29,7 @@ pub mod productpage;
 pub mod ratings;
 pub mod reviews;
 pub mod sleep;
+pub mod tcp_echo;
 
 /// The workload an app router implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +40,8 @@ pub enum AppKind {
     Ratings,
     Httpbin,
     Sleep,
+    /// Plain TCP: see [`tcp_echo`]; its HTTP router serves only `/health`.
+    TcpEcho,
 }
 
 /// The three Bookinfo reviews builds, which differ only in how they show ratings.
@@ -60,7 +64,7 @@ pub struct UnknownAppKind {
 
 impl AppKind {
     /// Every name [`AppKind::from_str`] accepts; `reviews` alone means `reviews-v1`.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "productpage",
         "details",
         "reviews",
@@ -70,6 +74,7 @@ impl AppKind {
         "ratings",
         "httpbin",
         "sleep",
+        "tcp-echo",
     ];
 
     /// Returns the Kubernetes `app` label value of this workload.
@@ -81,6 +86,7 @@ impl AppKind {
             AppKind::Ratings => "ratings",
             AppKind::Httpbin => "httpbin",
             AppKind::Sleep => "sleep",
+            AppKind::TcpEcho => "tcp-echo",
         }
     }
 }
@@ -98,6 +104,7 @@ impl FromStr for AppKind {
             "ratings" => AppKind::Ratings,
             "httpbin" => AppKind::Httpbin,
             "sleep" => AppKind::Sleep,
+            "tcp-echo" => AppKind::TcpEcho,
             _ => {
                 return Err(UnknownAppKind {
                     name: name.to_owned(),
@@ -221,6 +228,7 @@ pub fn router(kind: &AppKind, env: AppEnv) -> Router {
         AppKind::Ratings => ratings::router(),
         AppKind::Httpbin => httpbin::router(),
         AppKind::Sleep => sleep::router(),
+        AppKind::TcpEcho => tcp_echo::router(),
     }
 }
 

@@ -13,7 +13,7 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use mesh::control::{ControlPlane, ControlPlaneOptions};
-use mesh::sidecar::inbound::AppBody;
+use mesh::sidecar::inbound::{AppBody, TcpApp};
 use mesh::sidecar::{AppService, InboundOptions, OutboundClient, SendOptions, Sidecar};
 use mesh::workload::{ServicePort, ServiceRef, WorkloadMeta};
 
@@ -35,14 +35,15 @@ pub struct WorkloadSpec {
     pub labels: BTreeMap<String, String>,
     pub sidecar: bool,
     pub app: AppKind,
-    /// Service the workload stands behind (several workloads may share one).
+    /// Service in front of the workload (several workloads may share one).
     pub service: String,
     /// Service port to workload port.
     pub ports: Vec<(u16, u16)>,
 }
 
 impl WorkloadSpec {
-    fn meta(&self) -> WorkloadMeta {
+    /// Returns the workload as the mesh models it: identity, labels and one service.
+    pub fn meta(&self) -> WorkloadMeta {
         WorkloadMeta {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
@@ -57,7 +58,13 @@ impl WorkloadSpec {
                     .map(|&(port, target_port)| ServicePort {
                         port,
                         target_port,
-                        name: "http".to_string(),
+                        // Istio identifies TCP ports by their name.
+                        name: if self.app == AppKind::TcpEcho {
+                            "tcp"
+                        } else {
+                            "http"
+                        }
+                        .to_string(),
                     })
                     .collect(),
             }],
@@ -161,6 +168,14 @@ pub enum LabError {
         #[source]
         source: mesh::sidecar::SidecarError,
     },
+    #[error("invalid {field} {value:?}: expected a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)")]
+    InvalidName { field: &'static str, value: String },
+    #[error("workload {name}: service {service} in namespace {namespace} already exists; pick another name")]
+    ServiceTaken {
+        name: String,
+        service: String,
+        namespace: String,
+    },
     #[error("no free address range in 127.0.0.0/8 after {0} attempts")]
     NoAddressRange(u32),
 }
@@ -224,8 +239,35 @@ impl Lab {
         self.base
     }
 
-    /// Adds a workload beyond Bookinfo; `reset_workloads` removes it again.
+    /// Adds a workload beyond Bookinfo; `reset_workloads` removes it again. Its names must
+    /// be DNS-1123 labels, as Kubernetes requires, and its service must be new.
     pub async fn add(&self, spec: WorkloadSpec) -> Result<(), LabError> {
+        for (field, value) in [
+            ("name", &spec.name),
+            ("namespace", &spec.namespace),
+            ("service account", &spec.service_account),
+        ] {
+            if !is_dns_label(value) {
+                return Err(LabError::InvalidName {
+                    field,
+                    value: value.clone(),
+                });
+            }
+        }
+        {
+            let state = self.state.lock().expect("lab lock is never poisoned");
+            if state
+                .workloads
+                .iter()
+                .any(|w| w.spec.service == spec.service && w.spec.namespace == spec.namespace)
+            {
+                return Err(LabError::ServiceTaken {
+                    name: spec.name.clone(),
+                    service: spec.service.clone(),
+                    namespace: spec.namespace.clone(),
+                });
+            }
+        }
         self.start_workload(spec, false).await
     }
 
@@ -257,18 +299,13 @@ impl Lab {
             let env = AppEnv::new(Arc::new(MeshHttp(client)), pod_name);
             app_service(apps::router(&app_kind, env))
         };
-        let sidecar = Sidecar::start(
-            &self.control,
-            spec.meta(),
-            ip,
-            make_app,
-            self.options.inbound.clone(),
-        )
-        .await
-        .map_err(|source| LabError::Start {
-            name: spec.name.clone(),
-            source,
-        })?;
+        let inbound = inbound_options(app_kind, self.options.inbound.clone());
+        let sidecar = Sidecar::start(&self.control, spec.meta(), ip, make_app, inbound)
+            .await
+            .map_err(|source| LabError::Start {
+                name: spec.name.clone(),
+                source,
+            })?;
         let mut state = self.state.lock().expect("lab lock is never poisoned");
         state.workloads.push(Running {
             spec,
@@ -295,7 +332,7 @@ impl Lab {
         }
     }
 
-    /// The outbound client of workload `from` (`name`, `name.namespace`, or `outsider`).
+    /// Returns the outbound client of workload `from` (`name`, `name.namespace`, or `outsider`).
     pub fn client(&self, from: &str) -> Option<OutboundClient> {
         let state = self.state.lock().expect("lab lock is never poisoned");
         let (name, namespace) = from.split_once('.').unwrap_or((from, "default"));
@@ -303,7 +340,7 @@ impl Lab {
             .workloads
             .iter()
             .find(|w| w.spec.namespace == namespace && w.spec.name == name);
-        // A service name stands for its first workload: `productpage` is `productpage-v1`.
+        // A service name means its first workload: `productpage` is `productpage-v1`.
         let found = by_name.or_else(|| {
             state
                 .workloads
@@ -317,7 +354,7 @@ impl Lab {
         }
     }
 
-    /// Every running workload with its address.
+    /// Lists every running workload with its address.
     pub fn workloads(&self) -> Vec<(WorkloadSpec, IpAddr)> {
         let state = self.state.lock().expect("lab lock is never poisoned");
         state
@@ -340,6 +377,19 @@ impl Drop for Lab {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// True for a Kubernetes DNS-1123 label: 1-63 lower-case letters, digits or '-', starting
+/// and ending with a letter or digit.
+fn is_dns_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
 }
 
 /// Picks a /24 in 127.0.0.0/8 away from 127.0.0.x, which the default layout uses.
@@ -369,8 +419,18 @@ fn box_error(error: axum::Error) -> mesh::sidecar::inbound::BoxError {
     Box::new(error)
 }
 
+/// `base` with the TCP handler that `app` needs, if any.
+pub fn inbound_options(app: AppKind, mut base: InboundOptions) -> InboundOptions {
+    if app == AppKind::TcpEcho {
+        base.tcp_app = Some(TcpApp(Arc::new(|stream| {
+            Box::pin(apps::tcp_echo::serve(stream))
+        })));
+    }
+    base
+}
+
 /// The sidecar's outbound client as the apps' [`HttpSend`].
-struct MeshHttp(OutboundClient);
+pub struct MeshHttp(pub OutboundClient);
 
 impl HttpSend for MeshHttp {
     fn send(&self, request: http::Request<Bytes>) -> SendFuture<'_> {

@@ -2,5 +2,5 @@
 //! on the mesh.
 
 pub mod apps;
-pub mod upstream;
 pub mod lab;
+pub mod upstream;

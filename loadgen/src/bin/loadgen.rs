@@ -1,14 +1,15 @@
-//! Runs meshlab scenarios and reports each step and the measured latencies.
+//! Runs meshlab scenarios and load tests, and reports the measured latencies.
 //!
 //! Run with `loadgen scenario scenarios/` (add `--json report.json` for a
-//! machine-readable report); `RUST_LOG=loadgen=debug` shows each step's flow.
+//! machine-readable report) or `loadgen load URL --qps 0 -c 4 -t 10s`;
+//! `RUST_LOG=loadgen=debug` shows each step's flow.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use loadgen::cli::{self, Cli};
+use loadgen::cli::{self, Cli, Command};
 use loadgen::embedded::EmbeddedLab;
 
 fn main() -> ExitCode {
@@ -20,7 +21,27 @@ fn main() -> ExitCode {
         .init();
 
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A load run defaults to one thread: on loopback, waking another thread
+    // per message costs more than the work itself.
+    let threads = match &cli.command {
+        Command::Load(args) => Some(args.threads),
+        _ => None,
+    };
+    let runtime = match threads {
+        Some(0) => {
+            eprintln!("error: --threads 0: at least one thread is needed");
+            return ExitCode::from(cli::EXIT_BAD_INPUT);
+        }
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");

@@ -116,8 +116,9 @@ async fn empty_directory_exits_two() {
 }
 
 #[tokio::test]
-async fn remote_lab_not_supported_yet() {
-    let dir = scratch_dir("remote_lab_not_supported_yet");
+async fn remote_lab_without_credentials_is_bad_input() {
+    // Neither MESHLAB_TOKEN nor MESHLAB_CA_CERT is set in the test environment.
+    let dir = scratch_dir("remote_lab_without_credentials");
     let scenario = write(&dir, "a.yaml", PASSING);
 
     let args = [
@@ -152,4 +153,76 @@ fn paths_required() {
         error.kind(),
         clap::error::ErrorKind::MissingRequiredArgument
     );
+}
+
+#[test]
+fn duration_accepts_units_and_seconds() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+    assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    assert!(parse_duration("-1").unwrap_err().contains("negative"));
+    assert!(parse_duration("soon")
+        .unwrap_err()
+        .contains("invalid duration"));
+}
+
+fn parse_load(args: &[&str]) -> LoadArgs {
+    let cli = Cli::try_parse_from(["loadgen", "load"].iter().chain(args)).unwrap();
+    match cli.command {
+        Command::Load(args) => *args,
+        other => panic!("parsed {other:?}"),
+    }
+}
+
+#[test]
+fn load_flags_follow_fortio() {
+    let args = parse_load(&[
+        "http://127.0.0.1:8080/",
+        "-c",
+        "16",
+        "-t",
+        "10s",
+        "-n",
+        "100",
+        "-H",
+        "X-A: 1",
+        "--header",
+        "X-B: 2",
+        "--fail-if",
+        "p99>2ms",
+        "--fail-if",
+        "qps<1000",
+    ]);
+
+    assert_eq!(args.connections, 16);
+    assert_eq!(args.duration, Some(Duration::from_secs(10)));
+    assert_eq!(args.requests, Some(100));
+    assert_eq!(args.headers, vec!["X-A: 1", "X-B: 2"]);
+    assert_eq!(args.outputs.fail_if.len(), 2);
+    assert_eq!(args.outputs.fail_if[1].expression, "qps<1000");
+}
+
+#[test]
+fn load_defaults() {
+    let args = parse_load(&["http://127.0.0.1:8080/"]);
+
+    assert_eq!(args.qps, 8.0);
+    assert_eq!(args.connections, 4);
+    assert_eq!(args.duration, None);
+    assert_eq!(args.warmup, Duration::ZERO);
+    assert_eq!(args.timeout, Duration::from_secs(3));
+    assert_eq!(args.method, "GET");
+    assert_eq!(args.threads, 1);
+    assert!(args.from.is_none());
+}
+
+#[test]
+fn load_rejects_mesh_flags_without_as() {
+    for flag in [&["--raw"][..], &["--resume"], &["--apply", "x.yaml"]] {
+        let argv = ["loadgen", "load", "http://x/"].iter().chain(flag);
+        assert!(Cli::try_parse_from(argv).is_err(), "{flag:?} needs --as");
+    }
+    let bad = Cli::try_parse_from(["loadgen", "load", "http://x/", "--fail-if", "p99>"]);
+    assert!(bad.unwrap_err().to_string().contains("invalid threshold"));
 }

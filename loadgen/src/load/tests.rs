@@ -14,10 +14,13 @@ fn plan(qps: f64, connections: u32, duration: Duration, requests: Option<u64>) -
             raw_client: false,
             new_connection: false,
         },
-        qps,
-        connections,
-        duration,
-        requests,
+        schedule: Schedule {
+            qps,
+            connections,
+            duration,
+            requests,
+            timeout: SEND_TIMEOUT,
+        },
     }
 }
 

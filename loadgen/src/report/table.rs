@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::measure::{Latency, PhaseLatencies};
+use crate::report::html::baseline_index;
+use crate::report::json::LoadJson;
 use crate::runner::{LoadReport, Progress, ScenarioResult, StepOutcome};
 use crate::scenario::Scenario;
 
@@ -167,6 +169,12 @@ pub fn write_load(out: &mut dyn Write, step: &StepOutcome, load: &LoadReport) ->
         )?;
     }
 
+    write_statuses_and_failures(out, load)?;
+    write_latency_table(out, "load", &outcome.phases, outcome.corrected.as_ref())
+}
+
+fn write_statuses_and_failures(out: &mut dyn Write, load: &LoadReport) -> io::Result<()> {
+    let outcome = &load.outcome;
     let statuses: Vec<String> = outcome
         .statuses
         .iter()
@@ -191,10 +199,11 @@ pub fn write_load(out: &mut dyn Write, step: &StepOutcome, load: &LoadReport) ->
             writeln!(out, "    {count} × {message}")?;
         }
     }
-    write_latency_table(out, "load", &outcome.phases, outcome.corrected.as_ref())
+    Ok(())
 }
 
-/// Writes one row per non-empty phase: count and percentiles in milliseconds.
+/// Writes one row per non-empty phase: count, percentiles, maximum and
+/// mean in milliseconds.
 pub fn write_latency_table(
     out: &mut dyn Write,
     title: &str,
@@ -203,14 +212,16 @@ pub fn write_latency_table(
 ) -> io::Result<()> {
     writeln!(
         out,
-        "  {:<22} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         format!("{title} (ms)"),
         "count",
         "p50",
+        "p75",
         "p90",
         "p99",
         "p99.9",
-        "max"
+        "max",
+        "mean"
     )?;
     let corrected_row = corrected.map(|latency| ("total, corrected", latency));
     let rows = phases.phases().into_iter().chain(corrected_row);
@@ -221,16 +232,90 @@ pub fn write_latency_table(
         }
         writeln!(
             out,
-            "  {phase:<22} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "  {phase:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             summary.count,
             format_us(summary.p50_us),
+            format_us(summary.p75_us),
             format_us(summary.p90_us),
             format_us(summary.p99_us),
             format_us(summary.p999_us),
             format_us(summary.max_us),
+            format!("{:.3}", summary.mean_us / 1000.0),
         )?;
     }
     Ok(())
+}
+
+/// Writes the result of a `loadgen load` run: rate, status codes, errors by
+/// kind and the latency table.
+pub fn write_load_run(out: &mut dyn Write, label: &str, load: &LoadReport) -> io::Result<()> {
+    let outcome = &load.outcome;
+    writeln!(out, "{label}")?;
+    let elapsed = outcome.elapsed.as_secs_f64();
+    if load.qps > 0.0 {
+        writeln!(
+            out,
+            "  open loop at {} qps requested over {}; latency corrected for coordinated omission",
+            load.qps,
+            connections(load.connections)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  closed loop, as fast as possible, over {}",
+            connections(load.connections)
+        )?;
+    }
+    writeln!(
+        out,
+        "  {} requests in {elapsed:.3} s: {:.1} qps, {} errors",
+        outcome.sent,
+        outcome.achieved_qps(),
+        outcome.errors()
+    )?;
+    write_statuses_and_failures(out, load)?;
+    write_latency_table(out, "latency", &outcome.phases, outcome.corrected.as_ref())
+}
+
+/// Writes a comparison of load runs against the plaintext one (or the
+/// first): p50, p99 and qps, and what each adds to the baseline.
+pub fn write_comparison(out: &mut dyn Write, runs: &[LoadJson]) -> io::Result<()> {
+    if runs.len() < 2 {
+        return Ok(());
+    }
+    let base = &runs[baseline_index(runs)];
+    let base_total = base.phase("total").copied().unwrap_or_default();
+    writeln!(out, "load steps against {:?} (latency in ms)", base.label)?;
+    writeln!(
+        out,
+        "  {:<44} {:>6} {:>10} {:>8} {:>8} {:>10} {:>10} {:>8}",
+        "step", "mode", "qps", "p50", "p99", "added p50", "added p99", "qps %"
+    )?;
+    for run in runs {
+        let total = run.phase("total").copied().unwrap_or_default();
+        let qps_share = if base.achieved_qps > 0.0 {
+            format!("{:.0}%", run.achieved_qps / base.achieved_qps * 100.0)
+        } else {
+            "-".to_owned()
+        };
+        let label: String = run.label.chars().take(44).collect();
+        writeln!(
+            out,
+            "  {label:<44} {:>6} {:>10.1} {:>8} {:>8} {:>10} {:>10} {:>8}",
+            run.mode,
+            run.achieved_qps,
+            format_us(total.p50_us),
+            format_us(total.p99_us),
+            format_signed_us(total.p50_us as i64 - base_total.p50_us as i64),
+            format_signed_us(total.p99_us as i64 - base_total.p99_us as i64),
+            qps_share,
+        )?;
+    }
+    Ok(())
+}
+
+fn format_signed_us(micros: i64) -> String {
+    format!("{:+.3}", micros as f64 / 1000.0)
 }
 
 /// Writes the run's verdict and names every failed step as `file: step N`.

@@ -180,7 +180,7 @@ async fn request_without_expect_passes() {
 }
 
 #[tokio::test]
-async fn jwt_claims_not_supported_yet() {
+async fn jwt_claims_need_a_minting_lab() {
     let lab = ScriptedLab::answering(200);
     let scenario = parse(
         "name: jwt
@@ -196,23 +196,25 @@ steps:
     assert!(!step.passed);
     assert_eq!(
         step.error.as_deref(),
-        Some("jwt: minting tokens is not supported by this lab yet")
+        Some("minting the jwt token failed: this lab cannot mint tokens")
     );
     assert!(lab.sent_requests().is_empty());
 }
 
 #[tokio::test]
-async fn tcp_not_supported_yet() {
+async fn tcp_requests_go_to_send_tcp() {
     let lab = ScriptedLab::answering(200);
-    let scenario = parse("name: t\nsteps:\n  - request: { from: a, to: b, protocol: tcp }\n");
+    let scenario = parse(
+        "name: t\nsteps:\n  - request: { from: a, to: b, port: 9000, protocol: tcp }\n    expect: { status: 200 }\n",
+    );
 
     let result = run_scenario(&lab, &scenario, &mut Silent).await;
 
-    assert_eq!(
-        result.steps[0].error.as_deref(),
-        Some("protocol tcp: not supported yet")
+    assert!(
+        lab.sent_requests().is_empty(),
+        "HTTP send is not used for TCP"
     );
-    assert!(!result.passed());
+    assert!(!result.passed(), "the scripted lab has no TCP support");
 }
 
 #[tokio::test]

@@ -1420,8 +1420,12 @@ fn validate_rejects_empty_structures() {
         validation_error("rules: [{to: [{operation: {paths: []}}]}]").path,
         "spec.rules[0].to[0].operation"
     );
-    let error = validation_error("action: DENY");
-    assert_eq!(error.path, "spec.rules");
+}
+
+#[test]
+fn validate_accepts_deny_without_rules() {
+    // It matches nothing, so it denies nothing; the store logs a warning.
+    assert_valid("action: DENY");
 }
 
 #[test]

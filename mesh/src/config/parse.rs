@@ -51,6 +51,7 @@ impl Document {
 // A large error is fine here: parsing happens once per file, not per request.
 #[allow(clippy::result_large_err)]
 pub fn parse_documents(source: &str, origin: &str) -> Result<Vec<Document>, ConfigError> {
+    check_size_and_depth(source).map_err(|problem| problem.locate(origin, 0))?;
     let mut documents = Vec::new();
     for (index, deserializer) in serde_yaml::Deserializer::from_str(source).enumerate() {
         let number = index + 1;
@@ -65,6 +66,60 @@ pub fn parse_documents(source: &str, origin: &str) -> Result<Vec<Document>, Conf
         parse_object(value, "", &mut documents).map_err(located)?;
     }
     Ok(documents)
+}
+
+/// Largest policy file accepted, close to Kubernetes' 1.5 MiB object limit.
+pub const MAX_SOURCE_BYTES: usize = 1536 * 1024;
+
+/// Deepest nesting of YAML flow collections (`[`, `{`) accepted. Istio's resources need
+/// fewer than ten levels; serde_yaml's parser slows down quadratically on deep nesting, so
+/// a hostile file is refused before it is parsed.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Rejects a source that is too large or nested too deeply to parse cheaply.
+fn check_size_and_depth(source: &str) -> Result<(), Problem> {
+    if source.len() > MAX_SOURCE_BYTES {
+        let mut problem = Problem::new(
+            "",
+            format!(
+                "file is {} bytes, larger than the {} bytes a policy file may have",
+                source.len(),
+                MAX_SOURCE_BYTES
+            ),
+        );
+        problem.hint = Some("split it into several files".to_string());
+        return Err(problem);
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    for c in source.chars() {
+        match (quote, c) {
+            // Ending quotes at a line break over-counts brackets inside multi-line quoted
+            // strings, which policies do not have, but never lets a stray apostrophe in a
+            // plain scalar hide the brackets that follow it.
+            (_, '\n') => {
+                comment = false;
+                quote = None;
+            }
+            _ if comment => {}
+            (None, '#') => comment = true,
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(Problem::new(
+                        "",
+                        format!("YAML nested more than {MAX_FLOW_DEPTH} levels deep"),
+                    ));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A problem inside one document, before the file and document number are attached.

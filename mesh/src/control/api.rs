@@ -6,6 +6,8 @@
 //! - `POST /v1/reset` drops every resource.
 //! - `GET /v1/resources` lists stored resources; `GET /v1/workloads` lists workloads.
 //! - `GET /v1/describe/<namespace>/<workload>` explains the policies in force for one workload.
+//! - `GET /v1/jwks` and `GET /.well-known/jwks.json` serve the lab token issuer's JWKS;
+//!   `POST /v1/token` takes a [`MintRequest`] and returns `{"token": "<JWT>"}`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::ControlPlane;
+use crate::authn::issuer::MintRequest;
 use crate::config::{parse_documents, Snapshot};
 use crate::describe;
 
@@ -103,7 +106,10 @@ pub async fn serve(control: ControlPlane, listener: TcpListener, shutdown: Cance
     }
 }
 
-async fn handle(control: &ControlPlane, request: Request<Incoming>) -> Response<Full<Bytes>> {
+pub(crate) async fn handle(
+    control: &ControlPlane,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     match (method, path.as_str()) {
@@ -120,6 +126,15 @@ async fn handle(control: &ControlPlane, request: Request<Incoming>) -> Response<
                 },
             )
         }
+        (Method::GET, "/v1/jwks" | "/.well-known/jwks.json") => {
+            let mut response = text_response(StatusCode::OK, control.issuer().jwks().to_string());
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        (Method::POST, "/v1/token") => mint_token(control, request).await,
         (Method::GET, "/v1/resources") => json(StatusCode::OK, &list(&control.store().snapshot())),
         (Method::GET, "/v1/workloads") => json(StatusCode::OK, &workloads(control)),
         (Method::GET, p) if p.starts_with("/v1/describe/") => {
@@ -142,6 +157,42 @@ async fn handle(control: &ControlPlane, request: Request<Incoming>) -> Response<
     }
 }
 
+/// Reply of `POST /v1/token`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+}
+
+/// Mints a lab token from a [`MintRequest`] body.
+async fn mint_token(control: &ControlPlane, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body =
+        match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "could not read the request body ({e}): at most {MAX_BODY} bytes are accepted"
+                ),
+            ),
+        };
+    let mint: MintRequest = match serde_json::from_slice(&body) {
+        Ok(mint) => mint,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid token request: {e}"),
+            )
+        }
+    };
+    match control.mint_token(&mint) {
+        Ok(token) => {
+            info!(sub = ?mint.sub, iss = ?mint.iss, "Token minted");
+            json(StatusCode::OK, &TokenResponse { token })
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
 enum Change {
     Apply,
     Delete,
@@ -152,15 +203,16 @@ async fn change(
     request: Request<Incoming>,
     change: Change,
 ) -> Response<Full<Bytes>> {
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("could not read request body: {e}"),
-            )
-        }
-    };
+    let body =
+        match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "could not read the request body ({e}): at most {MAX_BODY} bytes are accepted"
+                ),
+            ),
+        };
     let request: ApplyRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
@@ -170,22 +222,42 @@ async fn change(
             )
         }
     };
-    let docs = match parse_documents(&request.yaml, &request.origin) {
+    // Parsing is CPU work; keep it off the threads that serve the sidecars.
+    let origin = request.origin;
+    let yaml = request.yaml;
+    let parse_origin = origin.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse_documents(&yaml, &parse_origin).map_err(Box::new)
+    })
+    .await;
+    let docs = match parsed.unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())) {
+        Ok(docs) if docs.is_empty() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("{origin}: no resources in the file"),
+            )
+        }
         Ok(docs) => docs,
         Err(e) => {
-            warn!(origin = %request.origin, error = %e, "Rejected policy file");
+            warn!(%origin, error = %e, "Rejected policy file");
             return error(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
     let resources: Vec<String> = docs
         .iter()
-        .map(|d| format!("{} {}/{}", d.kind().as_str(), d.meta.namespace, d.meta.name))
+        .map(|d| {
+            if d.meta.namespace.is_empty() {
+                format!("{} {}", d.kind().as_str(), d.meta.name)
+            } else {
+                format!("{} {}/{}", d.kind().as_str(), d.meta.namespace, d.meta.name)
+            }
+        })
         .collect();
     let version = match change {
         Change::Apply => control.store().apply(docs),
         Change::Delete => control.store().delete(&docs),
     };
-    info!(origin = %request.origin, version, resources = ?resources, "Policy store changed");
+    info!(%origin, version, resources = ?resources, "Policy store changed");
     json(StatusCode::OK, &ChangeResponse { version, resources })
 }
 

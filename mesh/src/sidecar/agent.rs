@@ -19,17 +19,24 @@ use tracing::debug;
 
 use super::inbound::{call_app, AppBody, AppService};
 
+pub mod exec;
+
+pub use exec::{Exec, ExecOutcome, ExecRequest, PolicyVersion, EXEC_PATH, POLICY_VERSION_PATH};
+
 /// Port of the agent's health endpoints.
 pub const AGENT_PORT: u16 = 15020;
 
-/// Serves `/healthz/ready` and `/app-health/<workload>/livez|readyz` until `shutdown`.
+/// Serves `/healthz/ready` and `/app-health/<workload>/livez|readyz`, and `POST /exec`
+/// when `exec` is set, until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     workload: String,
     app: AppService,
+    exec: Option<Exec>,
     shutdown: CancellationToken,
 ) {
     let workload: Arc<str> = workload.into();
+    let exec = exec.map(Arc::new);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -40,12 +47,21 @@ pub async fn serve(
         };
         let app = app.clone();
         let workload = workload.clone();
+        let exec = exec.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 let workload = workload.clone();
-                let path = request.uri().path().to_string();
-                async move { Ok::<_, Infallible>(probe(workload, app, path).await) }
+                let exec = exec.clone();
+                async move {
+                    if request.uri().path() == EXEC_PATH
+                        || request.uri().path() == exec::POLICY_VERSION_PATH
+                    {
+                        return Ok::<_, Infallible>(exec::handle(exec.as_deref(), request).await);
+                    }
+                    let path = request.uri().path().to_string();
+                    Ok::<_, Infallible>(probe(workload, app, path).await)
+                }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -28,7 +28,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{MeshContext, Timeouts};
+use super::{AsyncStream, MeshContext, Timeouts};
+use crate::authn::{AuthnIdentity, WorkloadAuthenticator};
 use crate::authz::{HttpAttributes, RequestAttributes, WorkloadAuthorizer};
 use crate::identity::SpiffeId;
 use crate::peer_authn::{effective_mode, PeerMode};
@@ -54,6 +55,22 @@ const XFCC: &str = "x-forwarded-client-cert";
 #[derive(Clone, Debug, Default)]
 pub struct InboundOptions {
     pub timeouts: Timeouts,
+    /// Handler for the workload's TCP ports (service ports named `tcp` or `tcp-*`, Istio's
+    /// naming convention); without one, connections to those ports are closed.
+    pub tcp_app: Option<TcpApp>,
+}
+
+/// Future of a [`TcpApp`] serving one connection.
+pub type TcpAppFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A non-HTTP app: takes over an admitted, authorized connection.
+#[derive(Clone)]
+pub struct TcpApp(pub Arc<dyn Fn(Box<dyn AsyncStream>) -> TcpAppFuture + Send + Sync>);
+
+impl std::fmt::Debug for TcpApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TcpApp")
+    }
 }
 
 /// What the listener learned about a connection before any HTTP.
@@ -80,7 +97,47 @@ pub struct Inbound {
     options: InboundOptions,
     /// Authorizer compiled for the snapshot version it is paired with.
     authorizer: ArcSwap<(u64, Arc<WorkloadAuthorizer>)>,
+    /// Keeps a flood of denied requests from flooding the log.
+    denial_log: LogLimiter,
+    /// JWT authenticator compiled for the snapshot version it is paired with.
+    authenticator: ArcSwap<(u64, Arc<WorkloadAuthenticator>)>,
     stats: InboundStats,
+}
+
+/// Denials logged per second; the rest are counted and reported in one line.
+const DENIAL_LOGS_PER_SECOND: u64 = 20;
+
+/// A per-second budget of log lines.
+#[derive(Debug, Default)]
+struct LogLimiter {
+    /// Seconds since the Unix epoch of the current window.
+    window: AtomicU64,
+    logged: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    /// True when this event may be logged; starts a new window every second and then
+    /// reports how many events the previous ones suppressed.
+    fn admit(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if self.window.swap(now, Ordering::Relaxed) != now {
+            self.logged.store(0, Ordering::Relaxed);
+            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+            if suppressed > 0 {
+                info!(suppressed, "Denials not logged in the last window");
+            }
+        }
+        if self.logged.fetch_add(1, Ordering::Relaxed) < DENIAL_LOGS_PER_SECOND {
+            true
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 /// Counters of authorization outcomes, for `meshctl describe` and reports.
@@ -103,6 +160,9 @@ impl Inbound {
             .map(|svid| tls::server_config(svid.clone(), &mesh.bundle));
         let snapshot = mesh.store.snapshot();
         let authorizer = Arc::new(WorkloadAuthorizer::compile(&snapshot, &workload));
+        let authenticator = Arc::new(WorkloadAuthenticator::compile(
+            &snapshot, &workload, &mesh.jwks,
+        ));
         Arc::new(Self {
             workload,
             svid,
@@ -111,7 +171,9 @@ impl Inbound {
             app,
             options,
             authorizer: ArcSwap::from_pointee((snapshot.version, authorizer)),
+            authenticator: ArcSwap::from_pointee((snapshot.version, authenticator)),
             stats: InboundStats::default(),
+            denial_log: LogLimiter::default(),
         })
     }
 
@@ -128,6 +190,24 @@ impl Inbound {
         }
         let compiled = Arc::new(WorkloadAuthorizer::compile(&snapshot, &self.workload));
         self.authorizer
+            .store(Arc::new((snapshot.version, compiled.clone())));
+        compiled
+    }
+
+    /// The JWT authenticator for the current snapshot, recompiled only when the store
+    /// changed.
+    fn authenticator(&self) -> Arc<WorkloadAuthenticator> {
+        let cached = self.authenticator.load();
+        let snapshot = self.mesh.store.snapshot();
+        if cached.0 == snapshot.version {
+            return cached.1.clone();
+        }
+        let compiled = Arc::new(WorkloadAuthenticator::compile(
+            &snapshot,
+            &self.workload,
+            &self.mesh.jwks,
+        ));
+        self.authenticator
             .store(Arc::new((snapshot.version, compiled.clone())));
         compiled
     }
@@ -222,8 +302,65 @@ impl Inbound {
                     peer_cert_hash: None,
                     sni: None,
                 };
-                self.serve_http(TokioIo::new(stream), Arc::new(info), shutdown)
+                self.serve_stream(Box::new(stream), Arc::new(info), shutdown)
                     .await;
+            }
+        }
+    }
+
+    /// Hands an admitted connection to the HTTP server or, on a TCP port, to the TCP app.
+    async fn serve_stream(
+        self: Arc<Self>,
+        stream: Box<dyn AsyncStream>,
+        info: Arc<ConnectionInfo>,
+        shutdown: CancellationToken,
+    ) {
+        let port = info.local_addr.port();
+        let is_tcp = self
+            .workload
+            .service_ports_for(port)
+            .any(|(_, service_port)| service_port.is_tcp());
+        if is_tcp {
+            self.serve_tcp(stream, &info).await;
+        } else {
+            self.serve_http(TokioIo::new(stream), info, shutdown).await;
+        }
+    }
+
+    /// Authorizes a TCP connection as a whole (HTTP-only rule fields cannot match) and
+    /// closes it without a byte when denied, as Envoy's network RBAC filter does.
+    async fn serve_tcp(&self, stream: Box<dyn AsyncStream>, info: &ConnectionInfo) {
+        if self.svid.is_some() {
+            let attributes = RequestAttributes {
+                source_ip: info.peer_addr.ip(),
+                remote_ip: info.peer_addr.ip(),
+                source_principal: info.peer_id.as_ref(),
+                destination_ip: info.local_addr.ip(),
+                destination_port: info.local_addr.port(),
+                sni: info.sni.as_deref(),
+                http: None,
+            };
+            let decision = self.authorizer().evaluate(&attributes);
+            if !decision.allowed {
+                self.stats.denied.fetch_add(1, Ordering::Relaxed);
+                if self.denial_log.admit() {
+                    info!(
+                        workload = %self.workload.name,
+                        namespace = %self.workload.namespace,
+                        peer.principal = %info.peer_id.as_ref().map(|id| id.principal()).unwrap_or_else(|| "none (plaintext)".to_string()),
+                        peer.addr = %info.peer_addr,
+                        %decision,
+                        "Connection denied"
+                    );
+                }
+                return;
+            }
+            self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+        }
+        match &self.options.tcp_app {
+            Some(app) => (app.0)(stream).await,
+            None => {
+                debug!(workload = %self.workload.name, port = info.local_addr.port(), "No TCP app on this port, closing")
             }
         }
     }
@@ -274,7 +411,7 @@ impl Inbound {
             peer_cert_hash: Some(hex::encode(Sha256::digest(leaf.as_ref()))),
             sni: connection.server_name().map(str::to_string),
         };
-        self.serve_http(TokioIo::new(tls), Arc::new(info), shutdown)
+        self.serve_stream(Box::new(tls), Arc::new(info), shutdown)
             .await;
     }
 
@@ -346,6 +483,57 @@ impl Inbound {
             return Ok(call_app(self.app.clone(), box_request(request)).await);
         }
         self.set_xfcc(&info, request.headers_mut());
+        if let Err(message) = normalize_authority(&mut request) {
+            debug!(peer.addr = %info.peer_addr, workload = %self.workload.name, message, "Invalid request authority");
+            return Ok(text_response(StatusCode::BAD_REQUEST, message));
+        }
+
+        let authn_started = Instant::now();
+        let authenticator = self.authenticator();
+        let authenticated = if authenticator.is_empty() {
+            Ok(None)
+        } else {
+            let method = request.method().clone();
+            let uri = request.uri().clone();
+            authenticator
+                .authenticate(
+                    &method,
+                    &uri,
+                    request.headers_mut(),
+                    info.local_addr.port(),
+                    info.peer_id.as_ref(),
+                )
+                .await
+        };
+        let authn_time = authn_started.elapsed();
+        let identity = match authenticated {
+            Ok(identity) => identity,
+            Err(rejection) => {
+                if self.denial_log.admit() {
+                    info!(
+                        workload = %self.workload.name,
+                        namespace = %self.workload.namespace,
+                        peer.addr = %info.peer_addr,
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        status = rejection.status.as_u16(),
+                        reason = %rejection.reason,
+                        "Request authentication failed"
+                    );
+                }
+                let mut response = text_response(rejection.status, rejection.body);
+                if let Some(value) = rejection
+                    .www_authenticate
+                    .and_then(|value| HeaderValue::from_str(&value).ok())
+                {
+                    response
+                        .headers_mut()
+                        .insert(http::header::WWW_AUTHENTICATE, value);
+                }
+                add_authn_timing(&mut response, authn_time);
+                return Ok(response);
+            }
+        };
 
         let started = Instant::now();
         let authorizer = self.authorizer();
@@ -353,7 +541,6 @@ impl Inbound {
             .headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().authority().map(|a| a.as_str()))
             .unwrap_or("");
         let path = request
             .uri()
@@ -372,7 +559,7 @@ impl Inbound {
                 host,
                 path,
                 headers: request.headers(),
-                auth: None,
+                auth: identity.as_ref().map(AuthnIdentity::auth),
             }),
         };
         let decision = authorizer.evaluate(&attributes);
@@ -384,17 +571,20 @@ impl Inbound {
             .unwrap_or_else(|| "none (plaintext)".to_string());
         if !decision.allowed {
             self.stats.denied.fetch_add(1, Ordering::Relaxed);
-            info!(
-                workload = %self.workload.name,
-                namespace = %self.workload.namespace,
-                peer.principal = %principal,
-                peer.addr = %info.peer_addr,
-                method = %request.method(),
-                path,
-                %decision,
-                "Request denied"
-            );
+            if self.denial_log.admit() {
+                info!(
+                    workload = %self.workload.name,
+                    namespace = %self.workload.namespace,
+                    peer.principal = %principal,
+                    peer.addr = %info.peer_addr,
+                    method = %request.method(),
+                    path,
+                    %decision,
+                    "Request denied"
+                );
+            }
             let mut response = text_response(StatusCode::FORBIDDEN, "RBAC: access denied");
+            add_authn_timing(&mut response, authn_time);
             add_server_timing(&mut response, authz_time);
             return Ok(response);
         }
@@ -403,6 +593,7 @@ impl Inbound {
 
         request.extensions_mut().insert(info.clone());
         let mut response = call_app(self.app.clone(), box_request(request)).await;
+        add_authn_timing(&mut response, authn_time);
         add_server_timing(&mut response, authz_time);
         Ok(response)
     }
@@ -447,6 +638,27 @@ pub fn call_app(
     })
 }
 
+/// Makes the `Host` header the request's one authority, as Envoy's `:authority` is, so that
+/// `hosts` rules and the app see the same value. An absolute-form target's authority wins
+/// over `Host` (RFC 9112 §3.2.2); several `Host` headers, or none on HTTP/1.1, are invalid
+/// (RFC 9112 §3.2).
+fn normalize_authority<B>(request: &mut Request<B>) -> Result<(), &'static str> {
+    let hosts = request.headers().get_all(http::header::HOST).iter().count();
+    if hosts > 1 {
+        return Err("Bad Request: more than one Host header");
+    }
+    if let Some(authority) = request.uri().authority() {
+        let value = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "Bad Request: invalid authority")?;
+        request.headers_mut().insert(http::header::HOST, value);
+        return Ok(());
+    }
+    if hosts == 0 && request.version() == http::Version::HTTP_11 {
+        return Err("Bad Request: missing Host header");
+    }
+    Ok(())
+}
+
 fn box_request(request: Request<Incoming>) -> Request<AppBody> {
     request.map(|body| body.map_err(box_error).boxed_unsync())
 }
@@ -459,6 +671,14 @@ fn box_error(error: hyper::Error) -> BoxError {
 /// client's sidecar and the loadgen read.
 fn add_server_timing(response: &mut Response<AppBody>, authz: std::time::Duration) {
     let value = format!("authz;dur={:.3}", authz.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append("server-timing", value);
+    }
+}
+
+/// Reports the JWT authentication time in `Server-Timing`, next to `authz`.
+fn add_authn_timing(response: &mut Response<AppBody>, authn: std::time::Duration) {
+    let value = format!("authn;dur={:.3}", authn.as_secs_f64() * 1000.0);
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().append("server-timing", value);
     }

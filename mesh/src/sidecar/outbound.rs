@@ -21,7 +21,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
-use super::{MeshContext, Timeouts, UPSTREAM_CONNECT_FAILURE_BODY, UPSTREAM_RESET_BODY};
+use super::{
+    AsyncStream, MeshContext, Timeouts, UPSTREAM_CONNECT_FAILURE_BODY, UPSTREAM_RESET_BODY,
+};
 use crate::client_tls::{client_tls, ClientTls};
 use crate::identity::SpiffeId;
 use crate::peer_authn::{effective_mode, PeerMode};
@@ -288,30 +290,7 @@ impl OutboundClient {
         let host = uri
             .host()
             .ok_or_else(|| OutboundError::InvalidUri(uri.to_string()))?;
-        let service_port = uri.port_u16().unwrap_or(80);
-        let entry = self
-            .inner
-            .mesh
-            .registry
-            .resolve(host, &self.inner.namespace)
-            .ok_or_else(|| OutboundError::UnknownHost(host.to_string()))?;
-        let target_port = entry
-            .service
-            .ports
-            .iter()
-            .find(|p| p.port == service_port)
-            .map(|p| p.target_port)
-            .ok_or_else(|| OutboundError::NoSuchPort {
-                service: entry.service.fqdn(),
-                port: service_port,
-            })?;
-        let endpoint = entry
-            .pick()
-            .ok_or_else(|| OutboundError::NoEndpoints(entry.service.fqdn()))?
-            .clone();
-        let addr = SocketAddr::new(endpoint.ip, target_port);
-        let transport = self.transport(&entry, &endpoint, service_port, target_port, options)?;
-        let key = PoolKey { addr, transport };
+        let key = self.route(host, uri.port_u16().unwrap_or(80), options)?;
 
         let request = into_origin_form(request);
         let pooled = if options.new_connection {
@@ -342,6 +321,102 @@ impl OutboundClient {
             }
             other => other,
         }
+    }
+
+    /// Resolves `host:service_port` to an endpoint and the transport towards it.
+    fn route(
+        &self,
+        host: &str,
+        service_port: u16,
+        options: SendOptions,
+    ) -> Result<PoolKey, OutboundError> {
+        let entry = self
+            .inner
+            .mesh
+            .registry
+            .resolve(host, &self.inner.namespace)
+            .ok_or_else(|| OutboundError::UnknownHost(host.to_string()))?;
+        let target_port = entry
+            .service
+            .ports
+            .iter()
+            .find(|p| p.port == service_port)
+            .map(|p| p.target_port)
+            .ok_or_else(|| OutboundError::NoSuchPort {
+                service: entry.service.fqdn(),
+                port: service_port,
+            })?;
+        let endpoint = entry
+            .pick()
+            .ok_or_else(|| OutboundError::NoEndpoints(entry.service.fqdn()))?
+            .clone();
+        let addr = SocketAddr::new(endpoint.ip, target_port);
+        let transport = self.transport(&entry, &endpoint, service_port, target_port, options)?;
+        Ok(PoolKey { addr, transport })
+    }
+
+    /// Opens a TCP connection to `host:service_port` through the sidecar (plaintext or mTLS
+    /// as the policies decide), for non-HTTP protocols.
+    pub async fn connect_tcp(
+        &self,
+        host: &str,
+        service_port: u16,
+        options: SendOptions,
+    ) -> Result<(Box<dyn AsyncStream>, ExchangeInfo), OutboundError> {
+        let key = self.route(host, service_port, options)?;
+        let (io, info, (connect, handshake)) = self.open(&key, options).await?;
+        let exchange = ExchangeInfo {
+            endpoint: Some(key.addr),
+            mtls: info.mtls,
+            client_identity: info.client_identity,
+            server_identity: info.server_identity,
+            connect: Some(connect),
+            tls_handshake: handshake,
+            ..ExchangeInfo::default()
+        };
+        Ok((io, exchange))
+    }
+
+    /// Sends `payload` over a TCP connection to `host:service_port`, half-closes, and
+    /// returns everything the server sent until it closed. A connection closed before any
+    /// byte came back, as a denied TCP connection is, is [`OutboundError::Reset`].
+    pub async fn exchange_tcp(
+        &self,
+        host: &str,
+        service_port: u16,
+        payload: &[u8],
+        options: SendOptions,
+    ) -> Result<(Bytes, ExchangeInfo), OutboundError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let started = Instant::now();
+        let (mut stream, mut info) = self.connect_tcp(host, service_port, options).await?;
+        let addr = info.endpoint.expect("connect_tcp records the endpoint");
+        let timeout = self.inner.timeouts.request;
+        let exchange = async {
+            stream.write_all(payload).await?;
+            stream.shutdown().await?;
+            let mut received = Vec::new();
+            stream.read_to_end(&mut received).await?;
+            Ok::<_, io::Error>(received)
+        };
+        let closed = |reason: String| OutboundError::Reset { addr, reason };
+        let received = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => {
+                return Err(OutboundError::Timeout {
+                    addr,
+                    after: timeout,
+                })
+            }
+            Ok(Err(error)) => return Err(closed(error.to_string())),
+            Ok(Ok(received)) if received.is_empty() => {
+                return Err(closed("closed without data".to_string()))
+            }
+            Ok(Ok(received)) => received,
+        };
+        info.first_byte = started.elapsed();
+        info.total = started.elapsed();
+        Ok((Bytes::from(received), info))
     }
 
     fn transport(
@@ -433,6 +508,35 @@ impl OutboundClient {
         options: SendOptions,
     ) -> Result<(PooledConnection, (Duration, Option<Duration>)), OutboundError> {
         let addr = key.addr;
+        let (io, info, phases) = self.open(key, options).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| OutboundError::Reset {
+                addr,
+                reason: e.to_string(),
+            })?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%error, %addr, "Upstream connection ended with an error");
+            }
+        });
+        Ok((PooledConnection { sender, info }, phases))
+    }
+
+    /// Opens the transport of `key`: TCP from the workload's address, then TLS if needed.
+    async fn open(
+        &self,
+        key: &PoolKey,
+        options: SendOptions,
+    ) -> Result<
+        (
+            Box<dyn AsyncStream>,
+            ConnectionInfo,
+            (Duration, Option<Duration>),
+        ),
+        OutboundError,
+    > {
+        let addr = key.addr;
         let connect_started = Instant::now();
         let stream = tokio::time::timeout(self.inner.timeouts.connect, self.tcp_connect(addr))
             .await
@@ -443,7 +547,7 @@ impl OutboundClient {
         let connect_time = connect_started.elapsed();
 
         let handshake_started = Instant::now();
-        let (io, info): (Box<dyn IoStream>, ConnectionInfo) = match &key.transport {
+        let (io, info): (Box<dyn AsyncStream>, ConnectionInfo) = match &key.transport {
             Transport::Plain => (Box::new(stream), ConnectionInfo::default()),
             Transport::Mesh { expected, sni } => {
                 let config = if options.resume {
@@ -510,22 +614,7 @@ impl OutboundClient {
             }
         };
         let handshake_time = key.transport.is_tls().then(|| handshake_started.elapsed());
-
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| OutboundError::Reset {
-                addr,
-                reason: e.to_string(),
-            })?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                debug!(%error, %addr, "Upstream connection ended with an error");
-            }
-        });
-        Ok((
-            PooledConnection { sender, info },
-            (connect_time, handshake_time),
-        ))
+        Ok((io, info, (connect_time, handshake_time)))
     }
 
     async fn tcp_connect(&self, addr: SocketAddr) -> Result<TcpStream, OutboundError> {
@@ -640,9 +729,6 @@ impl OutboundClient {
         Ok((response, info))
     }
 }
-
-trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> IoStream for T {}
 
 /// Istio's default SNI for a mesh upstream: `outbound_.<port>_._.<fqdn>`.
 fn default_sni(fqdn: &str, port: u16) -> String {

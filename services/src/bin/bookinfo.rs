@@ -12,6 +12,9 @@ use mesh::control::ControlPlaneOptions;
 use services::lab::{Lab, LabOptions, DEFAULT_BASE_IP};
 use tokio_util::sync::CancellationToken;
 
+#[path = "bookinfo/serve.rs"]
+mod serve;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bookinfo",
@@ -37,6 +40,8 @@ enum Command {
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         svid_lifetime: Duration,
     },
+    /// Run one workload with its sidecar against a networked control plane (one container).
+    Serve(serve::ServeArgs),
 }
 
 #[tokio::main]
@@ -55,11 +60,14 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Up {
-        base_ip,
-        control_plane,
-        svid_lifetime,
-    } = cli.command;
+    let (base_ip, control_plane, svid_lifetime) = match cli.command {
+        Command::Up {
+            base_ip,
+            control_plane,
+            svid_lifetime,
+        } => (base_ip, control_plane, svid_lifetime),
+        Command::Serve(args) => return serve::run(args).await,
+    };
     let options = LabOptions {
         base_ip: Some(base_ip),
         control: ControlPlaneOptions {
@@ -103,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
+    tracing::info!("Interrupted, stopping every workload");
     shutdown.cancel();
     lab.shutdown();
     Ok(())

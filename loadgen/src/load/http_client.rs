@@ -1,0 +1,463 @@
+//! A minimal HTTP/1.1 client for load outside the mesh.
+//!
+//! The request is serialized once and written as is for every request, and
+//! each worker reuses one read buffer, so the load loop allocates nothing per
+//! request. It reads `Content-Length`, chunked and close-delimited bodies and
+//! does no pipelining, like wrk.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::driver::{BoxFuture, SendFailure, Timings};
+use crate::load::{Sample, Sender};
+use crate::measure::server_timing_in;
+
+/// Headers parsed per response; more make the response invalid.
+const MAX_HEADERS: usize = 64;
+
+/// Initial capacity of each worker's read buffer.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Invalid target URL or request.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("resolving {host:?} failed: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid header {0:?}: expected `Name: value`")]
+    InvalidHeader(String),
+}
+
+/// The address and serialized request of a plain HTTP load run.
+#[derive(Debug)]
+pub struct HttpTarget {
+    addr: SocketAddr,
+    /// The whole serialized request, head and body.
+    request: Bytes,
+    new_connection: bool,
+}
+
+impl HttpTarget {
+    /// Resolves `url` (an `http://` URL) and serializes the request once.
+    pub async fn new(
+        url: &str,
+        method: &str,
+        headers: &[String],
+        body: &[u8],
+        new_connection: bool,
+    ) -> Result<HttpTarget, TargetError> {
+        let invalid = |reason: &str| TargetError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(invalid(
+                "only http:// is supported outside the mesh; use --as WORKLOAD for mTLS",
+            ));
+        }
+        let host = uri.host().ok_or_else(|| invalid("missing host"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((host_for_lookup, port))
+            .await
+            .map_err(|source| TargetError::Resolve {
+                host: host.to_owned(),
+                source,
+            })?
+            .next()
+            .ok_or_else(|| TargetError::Resolve {
+                host: host.to_owned(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+            })?;
+
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let request = serialize_request(method, authority, path, headers, body, new_connection)?;
+        Ok(HttpTarget {
+            addr,
+            request,
+            new_connection,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn serialize_request(
+    method: &str,
+    authority: &str,
+    path: &str,
+    headers: &[String],
+    body: &[u8],
+    close: bool,
+) -> Result<Bytes, TargetError> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    let mut has_host = false;
+    let mut has_length = false;
+    for header in headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| TargetError::InvalidHeader(header.clone()))?;
+        let name = name.trim();
+        let valid_name = http::HeaderName::from_bytes(name.as_bytes()).is_ok();
+        if !valid_name || header.contains(['\r', '\n']) {
+            return Err(TargetError::InvalidHeader(header.clone()));
+        }
+        has_host |= name.eq_ignore_ascii_case("host");
+        has_length |= name.eq_ignore_ascii_case("content-length");
+        head.push_str(&format!("{name}: {}\r\n", value.trim()));
+    }
+    if !has_host {
+        head.push_str(&format!("Host: {authority}\r\n"));
+    }
+    if !has_length && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    Ok(Bytes::from(request))
+}
+
+/// One worker's connection to an [`HttpTarget`].
+pub struct HttpSender {
+    target: Arc<HttpTarget>,
+    stream: Option<TcpStream>,
+    buffer: Vec<u8>,
+}
+
+impl HttpSender {
+    pub fn new(target: Arc<HttpTarget>) -> HttpSender {
+        HttpSender {
+            target,
+            stream: None,
+            buffer: Vec::with_capacity(READ_BUFFER),
+        }
+    }
+
+    async fn exchange(&mut self) -> Result<Sample, SendFailure> {
+        let started = Instant::now();
+        // Taking the stream out means a request abandoned at a timeout never
+        // leaves a half-read connection behind for the next one.
+        let kept = if self.target.new_connection {
+            None
+        } else {
+            self.stream.take()
+        };
+        if let Some(stream) = kept {
+            match self.exchange_on(stream, started, None).await {
+                Ok(sample) => return Ok(sample),
+                // A kept connection the server closed while idle fails on
+                // the first read; retry once on a new one, as browsers do.
+                Err(Attempt::Stale) => {}
+                Err(Attempt::Failed(failure)) => return Err(failure),
+            }
+        }
+        let connect_started = Instant::now();
+        let stream = TcpStream::connect(self.target.addr)
+            .await
+            .map_err(failure_of)?;
+        let connect = connect_started.elapsed();
+        stream.set_nodelay(true).map_err(failure_of)?;
+        match self.exchange_on(stream, started, Some(connect)).await {
+            Ok(sample) => Ok(sample),
+            Err(Attempt::Stale) => Err(SendFailure::Reset),
+            Err(Attempt::Failed(failure)) => Err(failure),
+        }
+    }
+
+    async fn exchange_on(
+        &mut self,
+        mut stream: TcpStream,
+        started: Instant,
+        connect: Option<Duration>,
+    ) -> Result<Sample, Attempt> {
+        let reused = connect.is_none();
+        if let Err(error) = stream.write_all(&self.target.request).await {
+            return Err(if reused {
+                Attempt::Stale
+            } else {
+                Attempt::Failed(failure_of(error))
+            });
+        }
+
+        self.buffer.clear();
+        let mut first_byte = None;
+        let mut head: Option<Head> = None;
+        loop {
+            let read = stream.read_buf(&mut self.buffer).await.map_err(|error| {
+                match reused && self.buffer.is_empty() {
+                    true => Attempt::Stale,
+                    false => Attempt::Failed(failure_of(error)),
+                }
+            })?;
+            if first_byte.is_none() {
+                first_byte = Some(started.elapsed());
+            }
+            let at_eof = read == 0;
+            if at_eof && self.buffer.is_empty() {
+                return Err(if reused {
+                    Attempt::Stale
+                } else {
+                    Attempt::Failed(SendFailure::Reset)
+                });
+            }
+            if head.is_none() {
+                head = parse_head(&self.buffer).map_err(Attempt::Failed)?;
+            }
+            let Some(parsed) = &head else {
+                if at_eof {
+                    return Err(Attempt::Failed(SendFailure::Reset));
+                }
+                continue;
+            };
+            let body = &self.buffer[parsed.length..];
+            let complete = match parsed.framing {
+                Framing::Length(length) => body.len() >= length,
+                Framing::Chunked => chunked_body_end(body).map_err(Attempt::Failed)?.is_some(),
+                Framing::UntilClose => at_eof,
+            };
+            if complete {
+                break;
+            }
+            if at_eof {
+                return Err(Attempt::Failed(SendFailure::Reset));
+            }
+        }
+
+        let parsed = head.expect("the loop ends only with a parsed head");
+        let keep = parsed.keep_alive && !self.target.new_connection;
+        if keep {
+            self.stream = Some(stream);
+        }
+        Ok(Sample {
+            status: parsed.status,
+            timings: Timings {
+                connect,
+                tls_handshake: None,
+                first_byte: first_byte.unwrap_or_default(),
+                total: started.elapsed(),
+            },
+            authn: parsed.authn,
+            authz: parsed.authz,
+        })
+    }
+}
+
+impl Sender for HttpSender {
+    fn send(&mut self) -> BoxFuture<'_, Result<Sample, SendFailure>> {
+        Box::pin(self.exchange())
+    }
+}
+
+enum Attempt {
+    /// A kept connection turned out closed before any response byte.
+    Stale,
+    Failed(SendFailure),
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// The parts of a response head the client needs.
+struct Head {
+    status: u16,
+    /// Bytes of the head, including the blank line.
+    length: usize,
+    framing: Framing,
+    keep_alive: bool,
+    authn: Option<Duration>,
+    authz: Option<Duration>,
+}
+
+/// Parses a response head; `Ok(None)` means more bytes are needed.
+fn parse_head(buffer: &[u8]) -> Result<Option<Head>, SendFailure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(buffer) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => {
+            return Err(SendFailure::Other(format!(
+                "invalid HTTP response: {error}"
+            )))
+        }
+    };
+    let status = response.code.unwrap_or_default();
+    let mut keep_alive = response.version == Some(1);
+    let mut framing = Framing::UntilClose;
+    let mut authn = None;
+    let mut authz = None;
+    for header in response.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok();
+            let length = value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+                SendFailure::Other("invalid HTTP response: bad Content-Length".to_owned())
+            })?;
+            framing = Framing::Length(length);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if contains_token(header.value, "chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            if contains_token(header.value, "close") {
+                keep_alive = false;
+            } else if contains_token(header.value, "keep-alive") {
+                keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("server-timing") {
+            if let Ok(value) = std::str::from_utf8(header.value) {
+                authn = authn.or_else(|| server_timing_in(value, "authn"));
+                authz = authz.or_else(|| server_timing_in(value, "authz"));
+            }
+        }
+    }
+    // 1xx, 204 and 304 responses never have a body (RFC 9112, section 6.3).
+    if status < 200 || status == 204 || status == 304 {
+        framing = Framing::Length(0);
+    }
+    if matches!(framing, Framing::UntilClose) {
+        keep_alive = false;
+    }
+    Ok(Some(Head {
+        status,
+        length,
+        framing,
+        keep_alive,
+        authn,
+        authz,
+    }))
+}
+
+fn contains_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&byte| byte == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Returns the length of a complete chunked body, `None` while incomplete.
+/// Trailers are accepted and ignored.
+fn chunked_body_end(body: &[u8]) -> Result<Option<usize>, SendFailure> {
+    let invalid = || SendFailure::Other("invalid HTTP response: bad chunked encoding".to_owned());
+    let mut position = 0;
+    loop {
+        let Some(line_end) = find_crlf(&body[position..]) else {
+            return Ok(None);
+        };
+        let line = &body[position..position + line_end];
+        let size_text = line.split(|&byte| byte == b';').next().unwrap_or_default();
+        let size_text = std::str::from_utf8(size_text).map_err(|_| invalid())?;
+        let size = usize::from_str_radix(size_text.trim(), 16).map_err(|_| invalid())?;
+        position += line_end + 2;
+        if size == 0 {
+            // The trailer section ends with an empty line.
+            loop {
+                let Some(trailer_end) = find_crlf(&body[position..]) else {
+                    return Ok(None);
+                };
+                position += trailer_end + 2;
+                if trailer_end == 0 {
+                    return Ok(Some(position));
+                }
+            }
+        }
+        let chunk_end = position.checked_add(size + 2).ok_or_else(invalid)?;
+        if body.len() < chunk_end {
+            return Ok(None);
+        }
+        position = chunk_end;
+    }
+}
+
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|pair| pair == b"\r\n")
+}
+
+fn failure_of(error: io::Error) -> SendFailure {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => SendFailure::Refused,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => SendFailure::Reset,
+        io::ErrorKind::TimedOut => SendFailure::Timeout,
+        _ => SendFailure::Other(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_body_complete() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+
+        assert_eq!(chunked_body_end(body).unwrap(), Some(body.len()));
+        assert_eq!(chunked_body_end(&body[..body.len() - 1]).unwrap(), None);
+        assert_eq!(chunked_body_end(b"5\r\nhel").unwrap(), None);
+        assert!(chunked_body_end(b"zz\r\n").is_err());
+    }
+
+    #[test]
+    fn head_reads_framing_and_timing() {
+        let head = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 19\r\n\
+            Server-Timing: authz;dur=0.004\r\n\r\nRBAC: access denied";
+
+        let parsed = parse_head(head).unwrap().unwrap();
+
+        assert_eq!(parsed.status, 403);
+        assert!(matches!(parsed.framing, Framing::Length(19)));
+        assert!(parsed.keep_alive);
+        assert_eq!(parsed.authz, Some(Duration::from_micros(4)));
+        assert_eq!(parsed.authn, None);
+        assert_eq!(&head[parsed.length..], b"RBAC: access denied");
+    }
+
+    #[test]
+    fn head_without_length_reads_until_close() {
+        let parsed = parse_head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
+
+        assert!(matches!(parsed.framing, Framing::UntilClose));
+        assert!(!parsed.keep_alive);
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nConte").unwrap().is_none());
+    }
+
+    #[test]
+    fn request_serialized_with_host() {
+        let headers = vec!["X-Test: 1".to_owned()];
+
+        let request =
+            serialize_request("POST", "127.0.0.1:8080", "/a?b=1", &headers, b"xy", true).unwrap();
+
+        assert_eq!(
+            &request[..],
+            b"POST /a?b=1 HTTP/1.1\r\nX-Test: 1\r\nHost: 127.0.0.1:8080\r\n\
+              Content-Length: 2\r\nConnection: close\r\n\r\nxy"
+        );
+        let bad = vec!["no colon".to_owned()];
+        assert!(serialize_request("GET", "h", "/", &bad, b"", false).is_err());
+    }
+}
