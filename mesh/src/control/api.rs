@@ -165,16 +165,10 @@ pub struct TokenResponse {
 
 /// Mints a lab token from a [`MintRequest`] body.
 async fn mint_token(control: &ControlPlane, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body =
-        match Limited::new(request.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "could not read the request body ({e}): at most {MAX_BODY} bytes are accepted"
-                ),
-            ),
-        };
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let mint: MintRequest = match serde_json::from_slice(&body) {
         Ok(mint) => mint,
         Err(e) => {
@@ -203,16 +197,10 @@ async fn change(
     request: Request<Incoming>,
     change: Change,
 ) -> Response<Full<Bytes>> {
-    let body =
-        match Limited::new(request.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "could not read the request body ({e}): at most {MAX_BODY} bytes are accepted"
-                ),
-            ),
-        };
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let request: ApplyRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
@@ -290,6 +278,19 @@ fn workloads(control: &ControlPlane) -> Vec<WorkloadSummary> {
             labels: w.labels.clone(),
         })
         .collect()
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes, or returns the error response.
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "could not read the request body ({e}): at most {MAX_BODY} bytes are accepted"
+            ),
+        )),
+    }
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
