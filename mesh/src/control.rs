@@ -77,15 +77,11 @@ impl ControlPlane {
         }
     }
 
-    /// Creates a control plane whose workloads trust `roots` instead of its own CA's root:
-    /// the networked control plane signs with a root kept on disk, so the in-memory CA's
-    /// [`ControlPlane::issue`] must not be used with it.
-    pub fn with_roots(
-        options: ControlPlaneOptions,
-        roots: impl IntoIterator<Item = rustls::pki_types::CertificateDer<'static>>,
-    ) -> Self {
+    /// Creates a control plane around an existing CA, such as a root kept on disk.
+    pub fn with_ca(options: ControlPlaneOptions, ca: Arc<Ca>) -> Self {
         let mut this = Self::new(options);
-        this.context.bundle = TrustBundle::new(roots);
+        this.context.bundle = TrustBundle::new([ca.root()]);
+        this.ca = ca;
         this
     }
 

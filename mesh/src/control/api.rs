@@ -281,7 +281,7 @@ fn workloads(control: &ControlPlane) -> Vec<WorkloadSummary> {
 }
 
 /// Reads a request body of at most [`MAX_BODY`] bytes, or returns the error response.
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+pub(crate) async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
     match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => Ok(body.to_bytes()),
         Err(e) => Err(error(
@@ -293,7 +293,7 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<Full<By
     }
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec_pretty(value).expect("API types serialize to JSON");
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
@@ -304,13 +304,13 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
     response
 }
 
-fn text_response(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+pub(crate) fn text_response(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
     response
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json(
         status,
         &ErrorBody {

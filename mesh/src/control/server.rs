@@ -19,10 +19,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::authn::issuer::LabIssuer;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -33,8 +32,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::api::{error as error_response, json, text_response as text};
 use super::token::{Claims, TokenKey};
 use super::{ControlPlane, ControlPlaneOptions};
+use crate::authn::issuer::LabIssuer;
 use crate::config::{Resource, Snapshot, Spec};
 use crate::identity::SpiffeId;
 use crate::workload::{ServicePort, ServiceRef, WorkloadMeta};
@@ -46,8 +47,6 @@ pub const LONG_POLL: Duration = Duration::from_secs(25);
 /// DNS names in the API server's certificate: the compose service name, istiod's name, and
 /// loopback for `meshctl` inside the control plane's own container.
 pub const SERVER_DNS_NAMES: [&str; 3] = ["control-plane", "istiod", "localhost"];
-
-const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Settings of a networked control plane.
 #[derive(Clone, Debug, Default)]
@@ -178,7 +177,7 @@ impl NetworkControlPlane {
             Some(dir) => Pki::load_or_create(dir, &trust_domain)?,
             None => Pki::generate(&trust_domain)?,
         };
-        let mut control = ControlPlane::with_roots(options.control, [pki.root_der()]);
+        let mut control = ControlPlane::with_ca(options.control, pki.ca().clone());
         if let Some(dir) = &options.state_dir {
             let path = dir.join("issuer-key.der");
             let issuer = LabIssuer::load_or_create(&path).map_err(|source| PkiError::Io {
@@ -649,16 +648,7 @@ fn after_version(request: &Request<Incoming>) -> Option<u64> {
 async fn read_json<T: serde::de::DeserializeOwned>(
     request: Request<Incoming>,
 ) -> Result<T, Response<Full<Bytes>>> {
-    let body = Limited::new(request.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("could not read request body: {e}"),
-            )
-        })?
-        .to_bytes();
+    let body = super::api::read_body(request).await?;
     serde_json::from_slice(&body).map_err(|e| {
         error_response(
             StatusCode::BAD_REQUEST,
@@ -678,30 +668,4 @@ pub fn pem_of(der: &[u8]) -> String {
     }
     pem.push_str("-----END CERTIFICATE-----\n");
     pem
-}
-
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).expect("API types serialize to JSON");
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-}
-
-fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    json(
-        status,
-        &super::api::ErrorBody {
-            error: message.to_string(),
-        },
-    )
 }

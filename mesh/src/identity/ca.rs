@@ -31,6 +31,8 @@ pub enum CaError {
     InvalidCsr(#[source] rcgen::Error),
     #[error("signing failed: {0}")]
     Signing(#[source] rcgen::Error),
+    #[error("invalid stored CA certificate or key: {0}")]
+    InvalidStored(#[source] rcgen::Error),
 }
 
 /// An X.509 SVID with its private key.
@@ -98,6 +100,26 @@ impl Ca {
         }
     }
 
+    /// Loads a root kept on disk: its certificate and its private key, both PEM.
+    pub fn from_pem(trust_domain: &str, cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
+        let key = KeyPair::from_pem(key_pem).map_err(CaError::InvalidStored)?;
+        let params =
+            CertificateParams::from_ca_cert_pem(cert_pem).map_err(CaError::InvalidStored)?;
+        // Re-signing the parsed parameters with the same key reproduces the certificate's
+        // contents; workloads trust it by subject and key, which are unchanged.
+        let cert = params.self_signed(&key).map_err(CaError::InvalidStored)?;
+        Ok(Self {
+            trust_domain: trust_domain.to_string(),
+            key,
+            cert,
+        })
+    }
+
+    /// The root's private key as PEM, for a control plane that keeps its root on disk.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
     pub fn trust_domain(&self) -> &str {
         &self.trust_domain
     }
@@ -143,12 +165,32 @@ impl Ca {
         })
     }
 
+    /// Issues a TLS server certificate for `dns_names` with a fresh key, for a control plane
+    /// API that workloads reach by host name; it is not an SVID.
+    pub fn issue_server_cert(
+        &self,
+        dns_names: &[&str],
+        lifetime: Duration,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CaError::Signing)?;
+        let mut params = base_leaf_params(lifetime);
+        for name in dns_names {
+            let name = (*name).try_into().map_err(CaError::Signing)?;
+            params.subject_alt_names.push(SanType::DnsName(name));
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .map_err(CaError::Signing)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok((vec![cert.der().clone(), self.root()], key))
+    }
+
     fn leaf_params(&self, id: &SpiffeId, lifetime: Duration) -> Result<CertificateParams, CaError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
+        let mut params = base_leaf_params(lifetime);
         let uri = id.uri().try_into().map_err(CaError::Signing)?;
         params.subject_alt_names = vec![SanType::URI(uri)];
-        params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -157,12 +199,20 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params.use_authority_key_identifier_extension = true;
-        let now = SystemTime::now();
-        params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
-        params.not_after = (now + lifetime).into();
         Ok(params)
     }
+}
+
+/// A leaf with an empty subject, valid from a minute ago for `lifetime`.
+fn base_leaf_params(lifetime: Duration) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    let now = SystemTime::now();
+    params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
+    params.not_after = (now + lifetime).into();
+    params
 }
 
 /// Creates a fresh P-256 key pair and a PEM CSR naming `id`.

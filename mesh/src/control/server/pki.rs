@@ -1,32 +1,23 @@
 //! The networked control plane's CA: the mesh root kept on disk, so that a restarted
-//! control plane signs with the root every running workload already trusts.
-//!
-//! Leaf SVIDs have the same shape as [`crate::identity::ca::Ca`]'s: ECDSA P-256, an empty
-//! subject and exactly one URI SAN, usable for server and client authentication.
-//! TODO: `identity::ca::Ca` has no constructor from a stored key, so this module keeps its
-//! own copy of the leaf parameters; merge the two once `Ca` can be loaded from PEM.
+//! control plane signs with the root every running workload already trusts. Signing is
+//! [`Ca`]'s; this module adds the files and the check that a CSR asks for nothing but the
+//! identity its bootstrap token names.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
-    PKCS_ECDSA_P256_SHA256,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rcgen::{CertificateSigningRequestParams, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tracing::info;
 
+use crate::identity::ca::{Ca, CaError};
 use crate::identity::SpiffeId;
-
-/// Backdating of `notBefore` for peers whose clocks run slightly behind.
-const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(60);
-
-const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 const CERT_FILE: &str = "ca-cert.pem";
 const KEY_FILE: &str = "ca-key.pem";
 
+/// Why the control plane's CA could not be loaded, stored or used.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("reading or writing CA file {path}: {source}")]
@@ -47,36 +38,32 @@ pub enum PkiError {
     WrongIdentity { asked: String, allowed: String },
     #[error("signing failed: {0}")]
     Signing(#[source] rcgen::Error),
+    #[error(transparent)]
+    Ca(#[from] CaError),
 }
 
-/// The mesh root with its key.
+/// The mesh root and its CA.
 pub struct Pki {
-    key: KeyPair,
-    /// Re-created from the stored PEM on load; signs with the stored key and subject.
-    cert: rcgen::Certificate,
-    /// The root as stored, which workloads trust.
+    ca: Arc<Ca>,
     root_pem: String,
 }
 
 impl Pki {
-    /// Loads the root from `dir`, or creates one for `trust_domain` and stores it there.
+    /// Loads the root kept in `dir`, or creates one there.
     pub fn load_or_create(dir: &Path, trust_domain: &str) -> Result<Self, PkiError> {
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
         if cert_path.exists() && key_path.exists() {
             let root_pem = read(&cert_path)?;
             let key_pem = read(&key_path)?;
-            let invalid = |source| PkiError::InvalidStored {
-                path: cert_path.display().to_string(),
-                source,
-            };
-            let key = KeyPair::from_pem(&key_pem).map_err(invalid)?;
-            let params = CertificateParams::from_ca_cert_pem(&root_pem).map_err(invalid)?;
-            let cert = params.self_signed(&key).map_err(invalid)?;
+            let ca =
+                Ca::from_pem(trust_domain, &root_pem, &key_pem).map_err(|error| PkiError::Io {
+                    path: cert_path.display().to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+                })?;
             info!(path = %cert_path.display(), "Mesh root loaded");
             return Ok(Self {
-                key,
-                cert,
+                ca: Arc::new(ca),
                 root_pem,
             });
         }
@@ -85,54 +72,36 @@ impl Pki {
             path: dir.display().to_string(),
             source,
         })?;
-        write_private(&key_path, &pki.key.serialize_pem())?;
+        write_private(&key_path, &pki.ca.key_pem())?;
         write(&cert_path, &pki.root_pem)?;
         info!(path = %cert_path.display(), "Mesh root created");
         Ok(pki)
     }
 
-    /// Creates a root that lives only in memory.
+    /// Creates a root that lives in memory only.
     pub fn generate(trust_domain: &str) -> Result<Self, PkiError> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::Signing)?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, trust_domain);
-        dn.push(DnType::CommonName, "meshlab root CA");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = SystemTime::now();
-        params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
-        params.not_after = (now + ROOT_LIFETIME).into();
-        let cert = params.self_signed(&key).map_err(PkiError::Signing)?;
-        let root_pem = cert.pem();
+        let ca = Ca::new(trust_domain);
+        let root_pem = ca.root_pem();
         Ok(Self {
-            key,
-            cert,
+            ca: Arc::new(ca),
             root_pem,
         })
+    }
+
+    pub fn ca(&self) -> &Arc<Ca> {
+        &self.ca
     }
 
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
-    /// The stored root in DER form.
     pub fn root_der(&self) -> CertificateDer<'static> {
-        parse_pem_certs(&self.root_pem)
-            .into_iter()
-            .next()
-            .expect("the stored root is one PEM certificate")
+        self.ca.root()
     }
 
-    /// Signs `csr_pem` into an SVID for `id`.
-    ///
-    /// A CSR that names any URI other than `id` is rejected rather than silently rewritten,
-    /// so that a workload asking for someone else's identity shows up in the log.
+    /// Signs `csr_pem` for `id` after checking that every SAN it asks for is `id`: a
+    /// workload asking for another identity is refused, not silently corrected.
     pub fn sign_csr(
         &self,
         csr_pem: &str,
@@ -155,21 +124,7 @@ impl Pki {
                 });
             }
         }
-        let mut params = self.leaf_params(lifetime);
-        let uri = expected.try_into().map_err(PkiError::Signing)?;
-        params.subject_alt_names = vec![SanType::URI(uri)];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params
-            .signed_by(&csr.public_key, &self.cert, &self.key)
-            .map_err(PkiError::Signing)?;
-        Ok(vec![cert.der().clone(), self.root_der()])
+        Ok(self.ca.sign_csr(csr_pem, id, lifetime)?)
     }
 
     /// Issues the API server's own certificate for `dns_names`, with a fresh key.
@@ -178,30 +133,7 @@ impl Pki {
         dns_names: &[&str],
         lifetime: Duration,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::Signing)?;
-        let mut params = self.leaf_params(lifetime);
-        for name in dns_names {
-            let name = (*name).try_into().map_err(PkiError::Signing)?;
-            params.subject_alt_names.push(SanType::DnsName(name));
-        }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .map_err(PkiError::Signing)?;
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok((vec![cert.der().clone(), self.root_der()], key))
-    }
-
-    fn leaf_params(&self, lifetime: Duration) -> CertificateParams {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.use_authority_key_identifier_extension = true;
-        let now = SystemTime::now();
-        params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
-        params.not_after = (now + lifetime).into();
-        params
+        Ok(self.ca.issue_server_cert(dns_names, lifetime)?)
     }
 }
 
