@@ -75,6 +75,26 @@ async fn open_loop_corrects_coordinated_omission() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn open_loop_stops_at_deadline_when_behind() {
+    // 10 ms per request on one connection can serve 100 of the 1000 requests due.
+    let lab = ScriptedLab::new(|_, _| Reply::status(200, Duration::from_millis(10)));
+
+    let outcome = run_load(&lab, &plan(1000.0, 1, Duration::from_secs(1), None)).await;
+
+    assert!(
+        outcome.sent <= 101,
+        "sent {} past the deadline",
+        outcome.sent
+    );
+    assert!(
+        outcome.elapsed <= Duration::from_millis(1010),
+        "{:?}",
+        outcome.elapsed
+    );
+    assert!(outcome.achieved_qps() < 110.0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn closed_loop_stops_at_request_count() {
     let lab = ScriptedLab::new(|_, _| Reply::status(200, Duration::from_millis(10)));
 
