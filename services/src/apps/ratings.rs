@@ -58,14 +58,24 @@ async fn post_ratings(State(store): State<Store>, request: Request) -> Response 
     };
 
     let stored = json!({ "id": id, "ratings": ratings });
-    // NOTE: like Bookinfo, nothing bounds the number of stored products.
-    store
-        .lock()
-        .expect("ratings store lock")
-        .insert(id, stored.clone());
+    {
+        let mut products = store.lock().expect("ratings store lock");
+        // Bookinfo keeps every product it is sent; a cap keeps a loop of POSTs with fresh
+        // ids from exhausting the lab's memory.
+        if products.len() >= MAX_STORED_PRODUCTS && !products.contains_key(&id) {
+            return json_error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "ratings store is full; restart ratings to clear it",
+            );
+        }
+        products.insert(id, stored.clone());
+    }
     tracing::debug!(product.id = id, "Stored ratings");
     json_response(StatusCode::OK, &stored)
 }
+
+/// Most products whose ratings are kept: with bodies of at most 64 KiB, at most 64 MiB.
+const MAX_STORED_PRODUCTS: usize = 1_000;
 
 /// Largest POST body accepted, far above any ratings object.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -112,5 +122,36 @@ mod tests {
         assert_eq!(parse_product_id("/ratings/5/"), None);
         assert_eq!(parse_product_id("/ratings/-"), None);
         assert_eq!(parse_product_id("/ratings/%FF"), None);
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn post(app: &Router, id: usize) -> StatusCode {
+        let request = http::Request::post(format!("/ratings/{id}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(r#"{"Reviewer1": 1}"#))
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn store_is_bounded() {
+        let app = router();
+        for id in 0..MAX_STORED_PRODUCTS {
+            assert_eq!(post(&app, id).await, StatusCode::OK, "product {id}");
+        }
+        assert_eq!(
+            post(&app, MAX_STORED_PRODUCTS).await,
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        assert_eq!(
+            post(&app, 0).await,
+            StatusCode::OK,
+            "a stored product can be updated"
+        );
     }
 }
