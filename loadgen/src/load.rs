@@ -299,6 +299,15 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutco
             now
         };
 
+        // Latency counts from the due time only when the previous request was still in
+        // flight then, which is queueing the server caused. Otherwise it counts from the
+        // actual send, so the timer's own lateness (tokio's 1 ms resolution) is not
+        // charged to the server.
+        let origin = if last_completion > due {
+            due
+        } else {
+            Instant::now()
+        };
         let result = tokio::time::timeout(schedule.timeout, sender.send()).await;
         let completed = Instant::now();
         last_completion = completed;
@@ -314,7 +323,7 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutco
                     .phases
                     .record_phases(&sample.timings, sample.authn, sample.authz);
                 if let Some(corrected) = &mut outcome.corrected {
-                    corrected.record(completed - due);
+                    corrected.record(completed - origin);
                 }
             }
             Ok(Err(failure)) => outcome.record_failure(&failure),

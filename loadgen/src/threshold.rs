@@ -199,6 +199,9 @@ fn parse_duration_us(text: &str) -> Result<f64, String> {
     Ok(value * scale)
 }
 
+/// What a verdict reports for a phase the run did not measure.
+pub const NOT_MEASURED: &str = "not measured in this run";
+
 /// The outcome of checking one threshold against one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
@@ -210,7 +213,8 @@ pub struct Verdict {
 
 impl Threshold {
     /// Checks the threshold against a run. A latency threshold on a phase
-    /// the run did not measure (a TLS phase on plaintext) does not fail.
+    /// the run did not measure (a TLS phase on plaintext) does not fail here;
+    /// [`check_all`] fails it when no run measured the phase.
     pub fn check(&self, run: &LoadJson) -> Verdict {
         let measured = match &self.metric {
             Metric::Qps => Some((run.achieved_qps, format!("qps = {:.1}", run.achieved_qps))),
@@ -233,7 +237,7 @@ impl Threshold {
             },
             None => Verdict {
                 failed: false,
-                actual: "not measured in this run".to_owned(),
+                actual: NOT_MEASURED.to_owned(),
             },
         }
     }
@@ -288,9 +292,11 @@ impl fmt::Display for Failure {
 /// Checks every threshold against every run and returns the failures.
 pub fn check_all(thresholds: &[Threshold], runs: &[LoadJson]) -> Vec<Failure> {
     let mut failures = Vec::new();
-    for run in runs {
-        for threshold in thresholds {
+    for threshold in thresholds {
+        let mut measured_anywhere = false;
+        for run in runs {
             let verdict = threshold.check(run);
+            measured_anywhere |= verdict.actual != NOT_MEASURED;
             if verdict.failed {
                 failures.push(Failure {
                     expression: threshold.expression.clone(),
@@ -298,6 +304,15 @@ pub fn check_all(thresholds: &[Threshold], runs: &[LoadJson]) -> Vec<Failure> {
                     actual: verdict.actual,
                 });
             }
+        }
+        // A gate on a phase that no run measured (a TLS phase on plaintext only) would
+        // otherwise pass without checking anything.
+        if !measured_anywhere && !runs.is_empty() {
+            failures.push(Failure {
+                expression: threshold.expression.clone(),
+                run: "every run".to_owned(),
+                actual: NOT_MEASURED.to_owned(),
+            });
         }
     }
     failures

@@ -145,18 +145,16 @@ impl WorkloadAuthenticator {
         for name in &self.output_headers {
             headers.remove(name);
         }
-        let mut identity = None;
+        // Istio 1.5, the one release that read both APIs, let the v1beta1 resource take
+        // precedence for a workload, so legacy `origins` apply only where no
+        // RequestAuthentication does.
         if let Some(verifier) = &self.modern {
-            identity = authenticate_modern(verifier, uri, headers).await?;
+            return authenticate_modern(verifier, uri, headers).await;
         }
-        if let Some(origins) = self.legacy.get(&port) {
-            // NOTE: Istio documents no precedence when legacy origins and
-            // RequestAuthentication both apply; the legacy result wins here.
-            if let Some(origin) = origins.authenticate(uri, headers, peer).await? {
-                identity = Some(origin);
-            }
+        match self.legacy.get(&port) {
+            Some(origins) => origins.authenticate(uri, headers, peer).await,
+            None => Ok(None),
         }
-        Ok(identity)
     }
 }
 

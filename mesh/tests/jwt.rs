@@ -957,3 +957,28 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
 }
+
+#[tokio::test]
+async fn request_authentication_takes_precedence_over_origins() {
+    let (mesh, client) = Mesh::pair().await;
+    mesh.apply(&legacy_policy(""));
+    let reply = get(&client, "/", None).await;
+    assert_eq!(reply.status, 401, "origins alone require a token");
+
+    // With a RequestAuthentication on the same workload, only it applies, as in Istio
+    // 1.5 where the v1beta1 resource wins: a missing token passes authentication.
+    mesh.apply(&request_authn(
+        "echo",
+        "default",
+        "selector: {matchLabels: {app: echo}}",
+        &sample_rule(""),
+    ));
+    let reply = get(&client, "/", None).await;
+    assert_eq!(reply.status, 200);
+    let reply = get(&client, "/", Some(DEMO_JWT.trim())).await;
+    assert_eq!(reply.status, 200);
+    let expired = sample_token(sample_claims(json!({"exp": now() - 600})));
+    let reply = get(&client, "/", Some(&expired)).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.body, "Jwt is expired");
+}

@@ -187,14 +187,14 @@ fn write_statuses_and_failures(out: &mut dyn Write, load: &LoadReport) -> io::Re
     };
     writeln!(out, "  status codes: {statuses}")?;
     if outcome.failures.is_empty() {
-        writeln!(out, "  errors: none")?;
+        writeln!(out, "  connection errors: none")?;
     } else {
         let failures: Vec<String> = outcome
             .failures
             .iter()
             .map(|(kind, count)| format!("{kind}: {count}"))
             .collect();
-        writeln!(out, "  errors: {}", failures.join(", "))?;
+        writeln!(out, "  connection errors: {}", failures.join(", "))?;
         for (message, count) in &outcome.failure_messages {
             writeln!(out, "    {count} × {message}")?;
         }
@@ -268,7 +268,7 @@ pub fn write_load_run(out: &mut dyn Write, label: &str, load: &LoadReport) -> io
     }
     writeln!(
         out,
-        "  {} requests in {elapsed:.3} s: {:.1} qps, {} errors",
+        "  {} requests in {elapsed:.3} s: {:.1} qps, {} errors (4xx/5xx or no response)",
         outcome.sent,
         outcome.achieved_qps(),
         outcome.errors()

@@ -144,3 +144,14 @@ fn check_all_names_run_and_threshold() {
         "threshold \"p99>2ms\" failed on run: total p99 = 2.500 ms"
     );
 }
+
+#[test]
+fn check_all_fails_phase_no_run_measured() {
+    let thresholds = vec![parse("tls_handshake.p50>=600us")];
+
+    let failures = check_all(&thresholds, &[run()]);
+
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].actual, NOT_MEASURED);
+    assert_eq!(failures[0].run, "every run");
+}
