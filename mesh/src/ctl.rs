@@ -187,6 +187,20 @@ fn token_request(
         let Some((key, value)) = claim.split_once('=') else {
             bail!("invalid --claim {claim:?}: expected KEY=VALUE");
         };
+        if key.is_empty() {
+            bail!("invalid --claim {claim:?}: the claim name is empty");
+        }
+        // The issuer sets these from their own flags, and would overwrite a --claim.
+        let flag = match key {
+            "iss" => Some("--issuer"),
+            "sub" => Some("--sub"),
+            "aud" => Some("--aud"),
+            "exp" => Some("--expires"),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            bail!("invalid --claim {claim:?}: set {key} with {flag}");
+        }
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
         map.insert(key.to_string(), value);
@@ -249,6 +263,12 @@ fn read_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
                 .filter(|p| is_yaml(p))
                 .collect();
             entries.sort();
+            if entries.is_empty() {
+                bail!(
+                    "{}: no *.yaml or *.yml files in the directory",
+                    path.display()
+                );
+            }
             for entry in entries {
                 let text = std::fs::read_to_string(&entry)
                     .with_context(|| format!("reading {}", entry.display()))?;

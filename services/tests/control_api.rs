@@ -168,3 +168,46 @@ async fn unreachable_control_plane_is_explained() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn empty_inputs_are_rejected() {
+    let running = start().await;
+    let dir = std::env::temp_dir().join(format!("meshctl-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let error = meshctl(&running.api, &["apply", "-f", dir.to_str().unwrap()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no *.yaml"), "{error}");
+
+    let only_separator = dir.join("separator.yaml");
+    std::fs::write(&only_separator, "---\n").unwrap();
+    let error = meshctl(
+        &running.api,
+        &["apply", "-f", only_separator.to_str().unwrap()],
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no resources"), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn token_rejects_claims_set_by_flags() {
+    let running = start().await;
+    for claim in ["exp=0", "iss=evil", "sub=x", "aud=a", "=v"] {
+        let error = meshctl(&running.api, &["token", "--claim", claim])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid --claim"), "{claim}: {error}");
+    }
+    let token = meshctl(
+        &running.api,
+        &["token", "--sub", "alice", "--claim", "groups=[\"a\"]"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
+}
