@@ -5,9 +5,12 @@ use std::fmt::Write;
 
 use crate::authz::WorkloadAuthorizer;
 use crate::client_tls::{client_tls, ClientTls};
+use crate::config::legacy_policy::PrincipalBinding;
+use crate::config::{Snapshot, Spec, ROOT_NAMESPACE};
 use crate::control::ControlPlane;
 use crate::ctl::format_table;
-use crate::peer_authn::{effective_mode, PeerMode};
+use crate::peer_authn::{effective_mode, legacy_policy_for, PeerMode};
+use crate::workload::WorkloadMeta;
 
 /// Describes workload `name` in `namespace` (a service name stands for its first
 /// workload); `None` when there is no such workload.
@@ -60,14 +63,7 @@ pub fn describe(control: &ControlPlane, namespace: &str, name: &str) -> Option<S
             "MODE".to_string(),
             "FROM".to_string(),
         ]];
-        let mut ports: Vec<u16> = workload
-            .services
-            .iter()
-            .flat_map(|s| s.ports.iter().map(|p| p.target_port))
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        for port in ports {
+        for port in workload_ports(workload) {
             let mode = effective_mode(&snapshot, workload, port);
             rows.push(vec![
                 port.to_string(),
@@ -135,9 +131,91 @@ pub fn describe(control: &ControlPlane, namespace: &str, name: &str) -> Option<S
             }
             out.push_str(&indent(&format_table(&rows)));
         }
+        describe_request_authentication(&mut out, &snapshot, workload);
     }
     let _ = writeln!(out, "\n(store version {})", snapshot.version);
     Some(out)
+}
+
+/// Lists the JWT rules that apply: RequestAuthentications in the workload's namespace or
+/// the root namespace whose selector matches, else the legacy `origins` per port.
+fn describe_request_authentication(out: &mut String, snapshot: &Snapshot, workload: &WorkloadMeta) {
+    let _ = writeln!(out, "\nRequest authentication (JWT):");
+    let modern: Vec<Vec<String>> = snapshot
+        .request_authentications()
+        .filter(|(resource, spec)| {
+            let in_scope = resource.meta.namespace == workload.namespace
+                || resource.meta.namespace == ROOT_NAMESPACE;
+            in_scope
+                && spec
+                    .selector
+                    .as_ref()
+                    .is_none_or(|selector| selector.matches(&workload.labels))
+        })
+        .map(|(resource, spec)| {
+            let issuers: Vec<&str> = spec
+                .jwt_rules
+                .iter()
+                .filter_map(|rule| rule.issuer.as_deref())
+                .collect();
+            vec![
+                "RequestAuthentication".to_string(),
+                resource.qualified_name(),
+                issuers.join(", "),
+            ]
+        })
+        .collect();
+    if !modern.is_empty() {
+        let mut rows = vec![["KIND", "NAME", "ISSUERS"].map(String::from).to_vec()];
+        rows.extend(modern);
+        out.push_str(&indent(&format_table(&rows)));
+        let _ = writeln!(
+            out,
+            "  legacy origins, if any, are ignored for this workload"
+        );
+        return;
+    }
+    let mut rows = vec![["PORT", "POLICY", "ISSUERS", "BINDING"]
+        .map(String::from)
+        .to_vec()];
+    for port in workload_ports(workload) {
+        let Some(resource) = legacy_policy_for(snapshot, workload, port) else {
+            continue;
+        };
+        let (Spec::Policy(spec) | Spec::MeshPolicy(spec)) = &resource.spec else {
+            continue;
+        };
+        if spec.origins.is_empty() {
+            continue;
+        }
+        let issuers: Vec<&str> = spec.origins.iter().map(|o| o.jwt.issuer.as_str()).collect();
+        rows.push(vec![
+            port.to_string(),
+            resource.qualified_name(),
+            issuers.join(", "),
+            match spec.principal_binding {
+                PrincipalBinding::UsePeer => "USE_PEER",
+                PrincipalBinding::UseOrigin => "USE_ORIGIN",
+            }
+            .to_string(),
+        ]);
+    }
+    if rows.len() == 1 {
+        let _ = writeln!(out, "  none: requests are not checked for tokens");
+    } else {
+        out.push_str(&indent(&format_table(&rows)));
+    }
+}
+
+fn workload_ports(workload: &WorkloadMeta) -> Vec<u16> {
+    let mut ports: Vec<u16> = workload
+        .services
+        .iter()
+        .flat_map(|s| s.ports.iter().map(|p| p.target_port))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 fn mode_name(mode: PeerMode) -> &'static str {

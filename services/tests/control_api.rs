@@ -211,3 +211,42 @@ async fn token_rejects_claims_set_by_flags() {
     .unwrap();
     assert_eq!(token.trim().split('.').count(), 3, "{token}");
 }
+
+#[tokio::test]
+async fn describe_lists_jwt_rules() {
+    let running = start().await;
+    let described = meshctl(&running.api, &["describe", "productpage"])
+        .await
+        .unwrap();
+    assert!(
+        described.contains("none: requests are not checked for tokens"),
+        "{described}"
+    );
+
+    meshctl(
+        &running.api,
+        &["apply", "-f", &policy("jwt-productpage-authn.yaml")],
+    )
+    .await
+    .unwrap();
+    let described = meshctl(&running.api, &["describe", "productpage"])
+        .await
+        .unwrap();
+    assert!(described.contains("testing@secure.istio.io"), "{described}");
+    assert!(described.contains("USE_ORIGIN"), "{described}");
+
+    meshctl(
+        &running.api,
+        &["apply", "-f", &policy("jwt-productpage-requestauthn.yaml")],
+    )
+    .await
+    .unwrap();
+    let described = meshctl(&running.api, &["describe", "productpage"])
+        .await
+        .unwrap();
+    assert!(described.contains("RequestAuthentication"), "{described}");
+    assert!(
+        described.contains("legacy origins, if any, are ignored"),
+        "{described}"
+    );
+}
