@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use mesh::sidecar::{OutboundError, SendOptions};
+use mesh::sidecar::{ExchangeInfo, OutboundError, SendOptions};
 use services::apps::AppKind;
 use services::lab::{Lab, LabOptions, WorkloadSpec};
 
@@ -148,27 +148,14 @@ impl EmbeddedLab {
         };
         let (response, info) = client.send(request, options).await.map_err(failure_of)?;
         let (parts, body) = response.into_parts();
-        Ok(Exchange {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
+        Ok(exchange_of(
+            parts.status.as_u16(),
+            parts.headers,
             body,
-            mtls: info.mtls,
-            peer: info
-                .mtls
-                .then(|| info.client_identity.map(|id| id.principal()))
-                .flatten(),
-            timings: Timings {
-                connect: info.connect,
-                tls_handshake: info.tls_handshake,
-                first_byte: info.first_byte,
-                total: info.total,
-            },
-            authz: info.authz,
-        })
+            info,
+        ))
     }
-}
 
-impl EmbeddedLab {
     async fn send_tcp_request(&self, spec: RequestSpec) -> Result<Exchange, SendFailure> {
         let client = self.lab.client(&spec.from).ok_or_else(|| {
             SendFailure::Other(format!("unknown workload {:?} in `from`", spec.from))
@@ -185,23 +172,34 @@ impl EmbeddedLab {
             .exchange_tcp(&spec.to, port, &spec.body, options)
             .await
             .map_err(failure_of)?;
-        Ok(Exchange {
-            status: 0,
-            headers: http::HeaderMap::new(),
-            body,
-            mtls: info.mtls,
-            peer: info
-                .mtls
-                .then(|| info.client_identity.map(|id| id.principal()))
-                .flatten(),
-            timings: Timings {
-                connect: info.connect,
-                tls_handshake: info.tls_handshake,
-                first_byte: info.first_byte,
-                total: info.total,
-            },
-            authz: None,
-        })
+        // TCP has no status; 0 tells a scenario's `status` check that none came.
+        Ok(exchange_of(0, http::HeaderMap::new(), body, info))
+    }
+}
+
+/// The runner's view of a response and the sidecar's account of how it travelled.
+fn exchange_of(
+    status: u16,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+    info: ExchangeInfo,
+) -> Exchange {
+    Exchange {
+        status,
+        headers,
+        body,
+        mtls: info.mtls,
+        peer: info
+            .mtls
+            .then(|| info.client_identity.map(|id| id.principal()))
+            .flatten(),
+        timings: Timings {
+            connect: info.connect,
+            tls_handshake: info.tls_handshake,
+            first_byte: info.first_byte,
+            total: info.total,
+        },
+        authz: info.authz,
     }
 }
 
