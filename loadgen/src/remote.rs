@@ -92,7 +92,7 @@ impl RemoteLab {
         let (status, body) = self.control.request(http::Method::POST, path, body).await?;
         check(status, &body, origin)?;
         let change: ChangeResponse =
-            serde_json::from_slice(&body).context("invalid answer from the control plane")?;
+            serde_json::from_slice(&body).context("invalid response from the control plane")?;
         self.wait_for_policy(change.version).await
     }
 
@@ -197,7 +197,7 @@ impl RemoteLab {
             )));
         }
         let outcome: ExecOutcome = serde_json::from_slice(&body)
-            .map_err(|e| SendFailure::Other(format!("invalid answer from the agent: {e}")))?;
+            .map_err(|e| SendFailure::Other(format!("invalid response from the agent: {e}")))?;
         exchange_of(outcome)
     }
 }
@@ -260,7 +260,7 @@ fn check(status: http::StatusCode, body: &[u8], what: &str) -> anyhow::Result<()
     let message = serde_json::from_slice::<mesh::control::api::ErrorBody>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
-    bail!("{what}: control plane answered {status}: {message}")
+    bail!("{what}: control plane responded {status}: {message}")
 }
 
 impl LabDriver for RemoteLab {
@@ -302,7 +302,7 @@ impl LabDriver for RemoteLab {
                 .await?;
             check(status, &body, "reset")?;
             let change: ChangeResponse =
-                serde_json::from_slice(&body).context("invalid answer from the control plane")?;
+                serde_json::from_slice(&body).context("invalid response from the control plane")?;
             self.wait_for_policy(change.version).await
         })
     }
@@ -328,11 +328,11 @@ impl LabDriver for RemoteLab {
                 .await?;
             check(status, &body, "minting a token")?;
             let minted: serde_json::Value =
-                serde_json::from_slice(&body).context("invalid answer from the control plane")?;
+                serde_json::from_slice(&body).context("invalid response from the control plane")?;
             minted["token"]
                 .as_str()
                 .map(str::to_string)
-                .context("the control plane's answer has no token")
+                .context("the control plane's response has no token")
         })
     }
 }

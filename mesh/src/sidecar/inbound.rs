@@ -73,7 +73,7 @@ impl std::fmt::Debug for TcpApp {
     }
 }
 
-/// What the listener learned about a connection before any HTTP.
+/// Facts the listener learned about a connection before any HTTP.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub peer_addr: SocketAddr,

@@ -34,7 +34,7 @@ use crate::workload::WorkloadMeta;
 /// Idle connections kept per upstream endpoint and transport.
 const MAX_IDLE_PER_KEY: usize = 64;
 
-/// How one request is sent.
+/// Options for sending one request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SendOptions {
     /// Skip the sidecar: plaintext from the workload's address, no identity, no policy.
@@ -45,7 +45,7 @@ pub struct SendOptions {
     pub resume: bool,
 }
 
-/// How a request travelled, for measurement and for scenario checks.
+/// Transport details and timings of one request, for measurement and scenario checks.
 #[derive(Clone, Debug, Default)]
 pub struct ExchangeInfo {
     pub endpoint: Option<SocketAddr>,
@@ -64,7 +64,7 @@ pub struct ExchangeInfo {
     pub authz: Option<Duration>,
 }
 
-/// Why no response came back.
+/// Failure that left a request without a response.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     #[error("invalid request URI {0:?}: expected http://<service>[:port]/path")]
@@ -104,7 +104,7 @@ pub enum OutboundError {
 }
 
 impl OutboundError {
-    /// The 503 body a client sidecar answers with, in Envoy's words.
+    /// Returns the body of the 503 a client sidecar responds with, in Envoy's words.
     fn upstream_body(&self) -> &'static str {
         match self {
             OutboundError::Refused { .. } | OutboundError::Connect { .. } => {
@@ -261,7 +261,7 @@ impl OutboundClient {
         match self.try_send(request, options, started).await {
             Ok(ok) => Ok(ok),
             Err(error) if self.in_mesh() && !options.raw && !error.is_resolution() => {
-                debug!(%error, "Upstream request failed, answering 503");
+                debug!(%error, "Upstream request failed, responding with 503");
                 let mut response =
                     Response::new(Bytes::from_static(error.upstream_body().as_bytes()));
                 *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

@@ -18,14 +18,14 @@ use tracing::{debug, warn};
 
 use crate::control::token::token_sha256;
 use crate::registry::Registry;
-use crate::sidecar::{OutboundClient, OutboundError, SendOptions};
+use crate::sidecar::{ExchangeInfo, OutboundClient, OutboundError, SendOptions};
 
 /// Path of the exec endpoint on the agent port.
 pub const EXEC_PATH: &str = "/exec";
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// What the exec endpoint needs: the workload's outbound client, its view of the
+/// Dependencies of the exec endpoint: the workload's outbound client, its view of the
 /// registry (to find a service's first port) and the admin token's hash.
 #[derive(Clone, Debug)]
 pub struct Exec {
@@ -69,7 +69,7 @@ pub struct ExecRequest {
     pub tcp: bool,
 }
 
-/// How the request went.
+/// Outcome of one exec request: a response, or the failure that prevented one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ExecOutcome {
@@ -213,21 +213,12 @@ async fn try_send(exec: &Exec, spec: ExecRequest) -> Result<ExecOutcome, Outboun
             )
         })
         .collect();
-    Ok(ExecOutcome::Response {
-        status: parts.status.as_u16(),
+    Ok(response_outcome(
+        parts.status.as_u16(),
         headers,
-        body: STANDARD.encode(&body),
-        mtls: info.mtls,
-        peer: info
-            .mtls
-            .then(|| info.client_identity.map(|id| id.principal()))
-            .flatten(),
-        connect_us: info.connect.map(micros),
-        tls_handshake_us: info.tls_handshake.map(micros),
-        first_byte_us: micros(info.first_byte),
-        total_us: micros(info.total),
-        authz_us: info.authz.map(micros),
-    })
+        &body,
+        info,
+    ))
 }
 
 async fn send_tcp(
@@ -247,10 +238,21 @@ async fn send_tcp(
         .outbound
         .exchange_tcp(&spec.to, port, &payload, options)
         .await?;
-    Ok(ExecOutcome::Response {
-        status: 0,
-        headers: Vec::new(),
-        body: STANDARD.encode(&body),
+    // TCP has no status; 0 marks that none came.
+    Ok(response_outcome(0, Vec::new(), &body, info))
+}
+
+/// Builds the outcome of a request that got a reply, with the sidecar's timings.
+fn response_outcome(
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: &[u8],
+    info: ExchangeInfo,
+) -> ExecOutcome {
+    ExecOutcome::Response {
+        status,
+        headers,
+        body: STANDARD.encode(body),
         mtls: info.mtls,
         peer: info
             .mtls
@@ -260,8 +262,8 @@ async fn send_tcp(
         tls_handshake_us: info.tls_handshake.map(micros),
         first_byte_us: micros(info.first_byte),
         total_us: micros(info.total),
-        authz_us: None,
-    })
+        authz_us: info.authz.map(micros),
+    }
 }
 
 fn failure(error: OutboundError) -> ExecOutcome {

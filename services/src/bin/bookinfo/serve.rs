@@ -202,7 +202,7 @@ async fn fetch_lab_keys(client: &ControlPlaneClient, cache: &JwksCache) {
                 Err(error) => warn!(%error, "Invalid lab JWKS from the control plane"),
             }
         }
-        Ok((status, _)) => warn!(%status, "Control plane refused the lab JWKS"),
+        Ok((status, _)) => warn!(%status, "Fetching the lab JWKS failed; lab tokens will fail"),
         Err(error) => warn!(%error, "Could not fetch the lab JWKS; lab tokens will fail"),
     }
 }
