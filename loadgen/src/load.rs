@@ -12,9 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use crate::driver::{BoxFuture, LabDriver, RequestSpec, SendFailure, Timings};
@@ -183,29 +185,6 @@ impl LoadOutcome {
             *self.failure_messages.entry(message).or_default() += 1;
         }
     }
-
-    fn merge(&mut self, other: LoadOutcome) {
-        self.sent += other.sent;
-        for (status, count) in other.statuses {
-            *self.statuses.entry(status).or_default() += count;
-        }
-        for failure in other.failures.keys() {
-            let count = other.failures[failure];
-            *self.failures.entry(failure.clone()).or_default() += count;
-        }
-        for (message, count) in other.failure_messages {
-            let known = self.failure_messages.contains_key(&message);
-            if known || self.failure_messages.len() < MAX_FAILURE_MESSAGES {
-                *self.failure_messages.entry(message).or_default() += count;
-            }
-        }
-        self.phases.merge(&other.phases);
-        if let Some(other_corrected) = &other.corrected {
-            self.corrected
-                .get_or_insert_with(Latency::default)
-                .merge(other_corrected);
-        }
-    }
 }
 
 /// Runs a scenario's `plan` against the lab and returns what came back.
@@ -232,28 +211,40 @@ pub async fn run_senders(
     let start = Instant::now();
     let deadline = start + schedule.duration;
     let next_index = AtomicU64::new(0);
+    // One set of histograms for the whole run, not one per worker, because a
+    // set takes over 1 MB and a run with 1000 connections would pay that
+    // 1000 times. The workers all run inside this one future, so the lock is
+    // never contended.
+    let outcome = Mutex::new(LoadOutcome {
+        corrected: schedule.is_open_loop().then(Latency::default),
+        ..LoadOutcome::default()
+    });
     let run = Run {
         schedule,
         start,
         deadline,
         next_index: &next_index,
         completed,
+        outcome: &outcome,
     };
 
-    let workers = senders
+    // Unlike `join_all`, which polls every worker whenever one wakes, this
+    // polls only the workers that were woken, so a wake-up costs the same
+    // with 1 connection or 1000.
+    let workers: FuturesUnordered<_> = senders
         .iter_mut()
-        .map(|sender| run_worker(sender.as_mut(), &run));
-    let worker_outcomes = futures::future::join_all(workers).await;
+        .map(|sender| run_worker(sender.as_mut(), &run))
+        .collect();
+    let last_completion = workers
+        .fold(
+            start,
+            |last, worker_last| async move { last.max(worker_last) },
+        )
+        .await;
 
-    let mut outcome = LoadOutcome {
-        corrected: schedule.is_open_loop().then(Latency::default),
-        ..LoadOutcome::default()
-    };
-    let mut last_completion = start;
-    for (worker_outcome, worker_last) in worker_outcomes {
-        outcome.merge(worker_outcome);
-        last_completion = last_completion.max(worker_last);
-    }
+    let mut outcome = outcome
+        .into_inner()
+        .expect("no worker panics holding the lock");
     outcome.elapsed = last_completion - start;
     outcome
 }
@@ -265,17 +256,23 @@ struct Run<'a> {
     deadline: Instant,
     next_index: &'a AtomicU64,
     completed: Option<&'a AtomicU64>,
+    outcome: &'a Mutex<LoadOutcome>,
 }
 
-/// Sends requests until the schedule's duration or request count runs out;
-/// returns the worker's counts and the time its last request completed.
-async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutcome, Instant) {
+/// Sends requests until the schedule's duration or request count runs out,
+/// recording into the run's outcome; returns the time its last request
+/// completed.
+async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
     let schedule = run.schedule;
-    let mut outcome = LoadOutcome {
-        corrected: schedule.is_open_loop().then(Latency::default),
-        ..LoadOutcome::default()
-    };
     let mut last_completion = run.start;
+    // One timer per worker, moved later before each request: tokio extends a
+    // registered timer in place, so a request's timeout costs no timer-wheel
+    // update, where a fresh `tokio::time::timeout` per request costs two.
+    let timeout = tokio::time::sleep(schedule.timeout);
+    tokio::pin!(timeout);
+    // The open loop's pacing timer, likewise reused rather than rebuilt.
+    let pacing = tokio::time::sleep_until(run.start);
+    tokio::pin!(pacing);
 
     loop {
         let index = run.next_index.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +286,8 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutco
             if due >= run.deadline || Instant::now() >= run.deadline {
                 break;
             }
-            tokio::time::sleep_until(due).await;
+            pacing.as_mut().reset(due);
+            pacing.as_mut().await;
             due
         } else {
             let now = Instant::now();
@@ -308,16 +306,25 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutco
         } else {
             Instant::now()
         };
-        let result = tokio::time::timeout(schedule.timeout, sender.send()).await;
+        timeout.as_mut().reset(Instant::now() + schedule.timeout);
+        let result = tokio::select! {
+            biased;
+            result = sender.send() => Some(result),
+            () = &mut timeout => None,
+        };
         let completed = Instant::now();
         last_completion = completed;
-        outcome.sent += 1;
         if let Some(counter) = run.completed {
             counter.fetch_add(1, Ordering::Relaxed);
         }
 
+        let mut outcome = run
+            .outcome
+            .lock()
+            .expect("no worker panics holding the lock");
+        outcome.sent += 1;
         match result {
-            Ok(Ok(sample)) => {
+            Some(Ok(sample)) => {
                 *outcome.statuses.entry(sample.status).or_default() += 1;
                 outcome
                     .phases
@@ -326,12 +333,12 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> (LoadOutco
                     corrected.record(completed - origin);
                 }
             }
-            Ok(Err(failure)) => outcome.record_failure(&failure),
-            Err(_elapsed) => outcome.record_failure(&SendFailure::Timeout),
+            Some(Err(failure)) => outcome.record_failure(&failure),
+            None => outcome.record_failure(&SendFailure::Timeout),
         }
     }
 
-    (outcome, last_completion)
+    last_completion
 }
 
 #[cfg(test)]

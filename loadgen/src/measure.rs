@@ -171,15 +171,6 @@ impl PhaseLatencies {
         }
     }
 
-    pub fn merge(&mut self, other: &PhaseLatencies) {
-        self.connect.merge(&other.connect);
-        self.tls_handshake.merge(&other.tls_handshake);
-        self.first_byte.merge(&other.first_byte);
-        self.total.merge(&other.total);
-        self.authn.merge(&other.authn);
-        self.authz.merge(&other.authz);
-    }
-
     /// Returns each phase name with its histogram, in [`PHASES`] order.
     pub fn phases(&self) -> [(&'static str, &Latency); 6] {
         [
