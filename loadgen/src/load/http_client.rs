@@ -17,10 +17,10 @@ use tokio::time::Instant;
 
 use crate::driver::{BoxFuture, SendFailure, Timings};
 use crate::load::{Sample, Sender};
-use crate::measure::server_timing_in;
 
-/// Headers parsed per response; more make the response invalid.
-const MAX_HEADERS: usize = 64;
+use head::{chunked_body_end, parse_head, Framing, Head};
+
+mod head;
 
 /// Initial capacity of each worker's read buffer.
 const READ_BUFFER: usize = 16 * 1024;
@@ -274,127 +274,6 @@ enum Attempt {
     Failed(SendFailure),
 }
 
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-/// The parts of a response head the client needs.
-struct Head {
-    status: u16,
-    /// Bytes of the head, including the blank line.
-    length: usize,
-    framing: Framing,
-    keep_alive: bool,
-    authn: Option<Duration>,
-    authz: Option<Duration>,
-}
-
-/// Parses a response head; `Ok(None)` means more bytes are needed.
-fn parse_head(buffer: &[u8]) -> Result<Option<Head>, SendFailure> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let length = match response.parse(buffer) {
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(error) => {
-            return Err(SendFailure::Other(format!(
-                "invalid HTTP response: {error}"
-            )))
-        }
-    };
-    let status = response.code.unwrap_or_default();
-    let mut keep_alive = response.version == Some(1);
-    let mut framing = Framing::UntilClose;
-    let mut authn = None;
-    let mut authz = None;
-    for header in response.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(header.value).ok();
-            let length = value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
-                SendFailure::Other("invalid HTTP response: bad Content-Length".to_owned())
-            })?;
-            framing = Framing::Length(length);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if contains_token(header.value, "chunked") {
-                framing = Framing::Chunked;
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            if contains_token(header.value, "close") {
-                keep_alive = false;
-            } else if contains_token(header.value, "keep-alive") {
-                keep_alive = true;
-            }
-        } else if name.eq_ignore_ascii_case("server-timing") {
-            if let Ok(value) = std::str::from_utf8(header.value) {
-                authn = authn.or_else(|| server_timing_in(value, "authn"));
-                authz = authz.or_else(|| server_timing_in(value, "authz"));
-            }
-        }
-    }
-    // 1xx, 204 and 304 responses never have a body (RFC 9112, section 6.3).
-    if status < 200 || status == 204 || status == 304 {
-        framing = Framing::Length(0);
-    }
-    if matches!(framing, Framing::UntilClose) {
-        keep_alive = false;
-    }
-    Ok(Some(Head {
-        status,
-        length,
-        framing,
-        keep_alive,
-        authn,
-        authz,
-    }))
-}
-
-fn contains_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&byte| byte == b',')
-        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
-/// Returns the length of a complete chunked body, `None` while incomplete.
-/// Trailers are accepted and ignored.
-fn chunked_body_end(body: &[u8]) -> Result<Option<usize>, SendFailure> {
-    let invalid = || SendFailure::Other("invalid HTTP response: bad chunked encoding".to_owned());
-    let mut position = 0;
-    loop {
-        let Some(line_end) = find_crlf(&body[position..]) else {
-            return Ok(None);
-        };
-        let line = &body[position..position + line_end];
-        let size_text = line.split(|&byte| byte == b';').next().unwrap_or_default();
-        let size_text = std::str::from_utf8(size_text).map_err(|_| invalid())?;
-        let size = usize::from_str_radix(size_text.trim(), 16).map_err(|_| invalid())?;
-        position += line_end + 2;
-        if size == 0 {
-            // The trailer section ends with an empty line.
-            loop {
-                let Some(trailer_end) = find_crlf(&body[position..]) else {
-                    return Ok(None);
-                };
-                position += trailer_end + 2;
-                if trailer_end == 0 {
-                    return Ok(Some(position));
-                }
-            }
-        }
-        let chunk_end = position.checked_add(size + 2).ok_or_else(invalid)?;
-        if body.len() < chunk_end {
-            return Ok(None);
-        }
-        position = chunk_end;
-    }
-}
-
-fn find_crlf(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).position(|pair| pair == b"\r\n")
-}
-
 fn failure_of(error: io::Error) -> SendFailure {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => SendFailure::Refused,
@@ -410,40 +289,6 @@ fn failure_of(error: io::Error) -> SendFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_body_complete() {
-        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
-
-        assert_eq!(chunked_body_end(body).unwrap(), Some(body.len()));
-        assert_eq!(chunked_body_end(&body[..body.len() - 1]).unwrap(), None);
-        assert_eq!(chunked_body_end(b"5\r\nhel").unwrap(), None);
-        assert!(chunked_body_end(b"zz\r\n").is_err());
-    }
-
-    #[test]
-    fn head_reads_framing_and_timing() {
-        let head = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 19\r\n\
-            Server-Timing: authz;dur=0.004\r\n\r\nRBAC: access denied";
-
-        let parsed = parse_head(head).unwrap().unwrap();
-
-        assert_eq!(parsed.status, 403);
-        assert!(matches!(parsed.framing, Framing::Length(19)));
-        assert!(parsed.keep_alive);
-        assert_eq!(parsed.authz, Some(Duration::from_micros(4)));
-        assert_eq!(parsed.authn, None);
-        assert_eq!(&head[parsed.length..], b"RBAC: access denied");
-    }
-
-    #[test]
-    fn head_without_length_reads_until_close() {
-        let parsed = parse_head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
-
-        assert!(matches!(parsed.framing, Framing::UntilClose));
-        assert!(!parsed.keep_alive);
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nConte").unwrap().is_none());
-    }
 
     #[test]
     fn request_serialized_with_host() {
