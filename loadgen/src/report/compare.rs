@@ -37,8 +37,20 @@ pub fn write(
         write_row(out, "qps", a.achieved_qps, b.achieved_qps, "")?;
         write_row(out, "errors", a.errors as f64, b.errors as f64, "")?;
         for phase in PHASES {
-            let (Some(sa), Some(sb)) = (a.phase(phase), b.phase(phase)) else {
-                continue;
+            let (sa, sb) = match (a.phase(phase), b.phase(phase)) {
+                (Some(sa), Some(sb)) => (sa, sb),
+                (None, None) => continue,
+                // A phase only one run has (a TLS handshake, a sidecar's
+                // authz time) is shown, not dropped, because it is often the
+                // point of the comparison.
+                (Some(_), None) => {
+                    writeln!(out, "  {phase:<24} {:>12} {:>12}", "measured", "-")?;
+                    continue;
+                }
+                (None, Some(_)) => {
+                    writeln!(out, "  {phase:<24} {:>12} {:>12}", "-", "measured")?;
+                    continue;
+                }
             };
             let rows = [
                 ("p50", sa.p50_us, sb.p50_us),

@@ -271,6 +271,25 @@ async fn compare_prints_changes() {
     assert_eq!(compare::change(200.0, 150.0), "-25.0%");
 }
 
+#[tokio::test(start_paused = true)]
+async fn compare_shows_one_sided_phase() {
+    let before = sample_runs().await;
+    let mut after = before.clone();
+    let total = after[0].latency["total"];
+    after[0].latency.insert("tls_handshake".to_owned(), total);
+    let mut out = Vec::new();
+
+    compare::write(&mut out, "a.json", &before, "b.json", &after).unwrap();
+
+    let text = String::from_utf8(out).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("tls_handshake"))
+        .unwrap_or_else(|| panic!("no tls_handshake line in\n{text}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns, ["tls_handshake", "-", "measured"], "{line}");
+}
+
 #[test]
 fn compare_matches_by_position_without_labels() {
     let first = LoadJson {
