@@ -8,9 +8,11 @@
 //! - [`measure`]: HdrHistogram latencies per request phase.
 //! - [`report`]: the terminal table and the JSON report.
 //! - [`cli`]: the `loadgen` command line.
+//! - [`cpu`]: the process's own CPU time.
 
 pub mod check;
 pub mod cli;
+pub mod cpu;
 pub mod driver;
 pub mod embedded;
 pub mod load;

@@ -15,6 +15,7 @@ use services::lab::LabOptions;
 use super::{
     report_error, write_file, write_outputs, LoadArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED,
 };
+use crate::cpu::{CpuTime, CpuUsed};
 use crate::driver::LabDriver;
 use crate::embedded::EmbeddedLab;
 use crate::load::http_client::{HttpSender, HttpTarget};
@@ -63,7 +64,7 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
     let start_time_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    let cpu_before = process_cpu_us();
+    let cpu_before = CpuTime::now();
     let completed = Arc::new(AtomicU64::new(0));
     let progress = if args.no_progress {
         None
@@ -71,9 +72,7 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
         ProgressBar::start(completed.clone(), schedule.duration, schedule.requests)
     };
     let outcome = run_senders(&mut senders, &schedule, Some(&completed)).await;
-    let cpu_used = cpu_before
-        .zip(process_cpu_us())
-        .map(|(before, after)| after.since(before));
+    let cpu_used = CpuTime::now().since(cpu_before);
     if let Some(progress) = progress {
         progress.finish().await;
     }
@@ -90,11 +89,9 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
     };
     let _ = table::write_load_run(out, &label, &report);
     let mut run = LoadJson::new(&label, &report);
-    if let Some(cpu) = cpu_used {
-        run.process_cpu_us = Some(cpu.user_us + cpu.system_us);
-        run.process_user_cpu_us = Some(cpu.user_us);
-        let _ = write_cpu(out, cpu, &report);
-    }
+    run.process_cpu_us = Some(micros(cpu_used.total));
+    run.process_user_cpu_us = cpu_used.user.map(micros);
+    let _ = write_cpu(out, cpu_used, &report);
     let runs = std::slice::from_ref(&run);
 
     let mut thresholds = Vec::new();
@@ -241,62 +238,32 @@ async fn build_senders(
     Ok(senders)
 }
 
-fn write_cpu(out: &mut dyn Write, cpu: CpuTime, report: &LoadReport) -> std::io::Result<()> {
-    let total_us = cpu.user_us + cpu.system_us;
+fn write_cpu(out: &mut dyn Write, cpu: CpuUsed, report: &LoadReport) -> std::io::Result<()> {
     let elapsed = report.outcome.elapsed.as_secs_f64();
-    let share = |micros: u64| {
+    let share = |time: Duration| {
         if elapsed > 0.0 {
-            micros as f64 / 1e6 / elapsed * 100.0
+            time.as_secs_f64() / elapsed * 100.0
         } else {
             0.0
         }
     };
-    let per_request = total_us as f64 / report.outcome.sent.max(1) as f64;
+    let per_request = cpu.total.as_secs_f64() * 1e6 / report.outcome.sent.max(1) as f64;
+    let split = match (cpu.user, cpu.system()) {
+        (Some(user), Some(system)) => {
+            format!(": {:.1}% user, {:.1}% system", share(user), share(system))
+        }
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "  process CPU: {:.2} s ({:.1}% of one core: {:.1}% user, {:.1}% system), {per_request:.1} µs per request",
-        total_us as f64 / 1e6,
-        share(total_us),
-        share(cpu.user_us),
-        share(cpu.system_us),
+        "  process CPU: {:.3} s ({:.2}% of one core{split}), {per_request:.1} µs per request",
+        cpu.total.as_secs_f64(),
+        share(cpu.total),
     )
 }
 
-/// CPU time of this process, split as the kernel accounts it.
-#[derive(Clone, Copy, Debug)]
-struct CpuTime {
-    user_us: u64,
-    system_us: u64,
-}
-
-impl CpuTime {
-    fn since(self, earlier: CpuTime) -> CpuTime {
-        CpuTime {
-            user_us: self.user_us.saturating_sub(earlier.user_us),
-            system_us: self.system_us.saturating_sub(earlier.system_us),
-        }
-    }
-}
-
-/// Clock ticks per second of `/proc` CPU times. Linux fixes USER_HZ at 100
-/// on every architecture it exports to user space, so times have 10 ms
-/// resolution.
-const USER_HZ: u64 = 100;
-
-/// Returns the CPU time (user plus system, all threads) this process has
-/// used, from `/proc/self/stat`; `None` where there is no procfs.
-fn process_cpu_us() -> Option<CpuTime> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name in brackets may contain spaces, so fields are counted
-    // from the closing bracket: utime and stime are fields 14 and 15.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(CpuTime {
-        user_us: user * 1_000_000 / USER_HZ,
-        system_us: system * 1_000_000 / USER_HZ,
-    })
+fn micros(time: Duration) -> u64 {
+    u64::try_from(time.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn label_of(args: &LoadArgs) -> String {

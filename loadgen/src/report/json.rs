@@ -79,11 +79,12 @@ pub struct LoadJson {
     #[serde(default)]
     pub percentiles: BTreeMap<String, Vec<PercentilePoint>>,
     /// CPU time (user and system) the loadgen process used during the
-    /// measured run, including an embedded lab; `load` runs on Linux only.
+    /// measured run, including an embedded lab, from the process CPU clock.
     #[serde(default)]
     pub process_cpu_us: Option<u64>,
-    /// The user-space part of `process_cpu_us`; the rest is the kernel's,
-    /// which on loopback includes much of the TCP stack of both ends.
+    /// The user-space part of `process_cpu_us`, estimated from the kernel's
+    /// 10 ms tick counts; the rest is the kernel's, which on loopback
+    /// includes much of the TCP stack of both ends.
     #[serde(default)]
     pub process_user_cpu_us: Option<u64>,
 }
