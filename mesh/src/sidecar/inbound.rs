@@ -81,8 +81,11 @@ pub struct ConnectionInfo {
     pub mtls: bool,
     /// Verified client identity, over mTLS only.
     pub peer_id: Option<SpiffeId>,
-    /// Hex SHA-256 of the client leaf certificate (DER), for XFCC's `Hash`.
-    pub peer_cert_hash: Option<String>,
+    /// The `x-forwarded-client-cert` value for every request on this
+    /// connection, over mTLS only. It is built once per connection, because
+    /// its parts (both identities, the client certificate's hash) are fixed
+    /// for the connection's life.
+    pub xfcc: Option<HeaderValue>,
     pub sni: Option<String>,
 }
 
@@ -299,7 +302,7 @@ impl Inbound {
                     local_addr,
                     mtls: false,
                     peer_id: None,
-                    peer_cert_hash: None,
+                    xfcc: None,
                     sni: None,
                 };
                 self.serve_stream(Box::new(stream), Arc::new(info), shutdown)
@@ -403,12 +406,16 @@ impl Inbound {
             debug!(%peer_addr, "Client certificate has no SPIFFE ID, closing");
             return;
         }
+        let xfcc = self.svid.as_ref().and_then(|svid| {
+            let peer = peer_id.as_ref()?;
+            xfcc_value(svid.id(), peer, leaf.as_ref())
+        });
         let info = ConnectionInfo {
             peer_addr,
             local_addr,
             mtls: true,
             peer_id,
-            peer_cert_hash: Some(hex::encode(Sha256::digest(leaf.as_ref()))),
+            xfcc,
             sni: connection.server_name().map(str::to_string),
         };
         self.serve_stream(Box::new(tls), Arc::new(info), shutdown)
@@ -482,7 +489,7 @@ impl Inbound {
         if self.svid.is_none() {
             return Ok(call_app(self.app.clone(), box_request(request)).await);
         }
-        self.set_xfcc(&info, request.headers_mut());
+        Self::set_xfcc(&info, request.headers_mut());
         if let Err(message) = normalize_authority(&mut request) {
             debug!(peer.addr = %info.peer_addr, workload = %self.workload.name, message, "Invalid request authority");
             return Ok(text_response(StatusCode::BAD_REQUEST, message));
@@ -564,11 +571,8 @@ impl Inbound {
         };
         let decision = authorizer.evaluate(&attributes);
         let authz_time = started.elapsed();
-        let principal = info
-            .peer_id
-            .as_ref()
-            .map(|id| id.principal())
-            .unwrap_or_else(|| "none (plaintext)".to_string());
+        // Formatted only when a log line is written, not on every request.
+        let principal = PeerPrincipal(info.peer_id.as_ref());
         if !decision.allowed {
             self.stats.denied.fetch_add(1, Ordering::Relaxed);
             if self.denial_log.admit() {
@@ -600,23 +604,42 @@ impl Inbound {
 
     /// Replaces any client-sent XFCC with the sidecar's own, so that only an identity
     /// proven by a certificate reaches the app.
-    fn set_xfcc(&self, info: &ConnectionInfo, headers: &mut http::HeaderMap) {
+    fn set_xfcc(info: &ConnectionInfo, headers: &mut http::HeaderMap) {
         headers.remove(XFCC);
-        let (Some(peer), Some(hash), Some(svid)) =
-            (&info.peer_id, &info.peer_cert_hash, &self.svid)
-        else {
-            return;
-        };
-        let value = format!(
-            "By={};Hash={};Subject=\"\";URI={}",
-            svid.id().uri(),
-            hash,
-            peer.uri()
-        );
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(XFCC, value);
+        if let Some(value) = &info.xfcc {
+            headers.insert(XFCC, value.clone());
         }
     }
+}
+
+/// A request's peer principal in log lines: the SPIFFE ID without its
+/// scheme, or a note that the connection was plaintext.
+struct PeerPrincipal<'a>(Option<&'a SpiffeId>);
+
+impl std::fmt::Display for PeerPrincipal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(
+                f,
+                "{}/ns/{}/sa/{}",
+                id.trust_domain, id.namespace, id.service_account
+            ),
+            None => f.write_str("none (plaintext)"),
+        }
+    }
+}
+
+/// Builds Envoy's XFCC value for a client certificate: the server's identity
+/// (`By`), the hex SHA-256 of the client leaf certificate's DER (`Hash`), and
+/// the client's identity (`URI`).
+fn xfcc_value(server: &SpiffeId, client: &SpiffeId, client_leaf_der: &[u8]) -> Option<HeaderValue> {
+    let value = format!(
+        "By={};Hash={};Subject=\"\";URI={}",
+        server.uri(),
+        hex::encode(Sha256::digest(client_leaf_der)),
+        client.uri()
+    );
+    HeaderValue::from_str(&value).ok()
 }
 
 /// Calls the app; the boxed future keeps the compiler from having to prove `Send` for

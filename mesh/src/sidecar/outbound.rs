@@ -150,10 +150,20 @@ impl Transport {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct PoolKey {
     addr: SocketAddr,
     transport: Transport,
+}
+
+// Hashes the address and the kind of transport only, so a request does not
+// hash the strings of its transport. Keys that differ in an identity or SNI
+// alone are rare, and `Eq` still distinguishes them.
+impl std::hash::Hash for PoolKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state);
+        std::mem::discriminant(&self.transport).hash(state);
+    }
 }
 
 struct PooledConnection {
@@ -487,7 +497,11 @@ impl OutboundClient {
             return;
         }
         let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
-        let idle = pool.entry(key.clone()).or_default();
+        // `entry` would clone the key, strings and all, on every request.
+        let idle = match pool.get_mut(key) {
+            Some(idle) => idle,
+            None => pool.entry(key.clone()).or_default(),
+        };
         if idle.len() < MAX_IDLE_PER_KEY {
             idle.push(conn);
         }
