@@ -167,17 +167,29 @@ pub struct CompareArgs {
     pub after: PathBuf,
 }
 
+/// Longest duration a flag accepts. Longer ones would overflow the clock's
+/// arithmetic, and no load run needs them.
+const MAX_FLAG_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses a duration such as `500ms`, `5s` or `1m30s`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Ok(Duration::from_secs_f64(seconds));
+    let duration = if let Ok(seconds) = text.parse::<f64>() {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(format!("invalid duration {text:?}: must not be negative"));
         }
-        return Err(format!("invalid duration {text:?}: must not be negative"));
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+    } else {
+        humantime::parse_duration(text).map_err(|error| {
+            format!("invalid duration {text:?}: {error}; use such as 500ms, 5s, 1m")
+        })?
+    };
+    if duration > MAX_FLAG_DURATION {
+        return Err(format!(
+            "invalid duration {text:?}: must be at most 365 days"
+        ));
     }
-    humantime::parse_duration(text)
-        .map_err(|error| format!("invalid duration {text:?}: {error}; use such as 500ms, 5s, 1m"))
+    Ok(duration)
 }
 
 /// Runs the parsed command with reports on stdout; `start_lab` starts the

@@ -207,6 +207,8 @@ pub const NOT_MEASURED: &str = "not measured in this run";
 pub struct Verdict {
     /// The condition held, so the run failed.
     pub failed: bool,
+    /// The run measured the threshold's metric.
+    pub measured: bool,
     /// The measured value, such as `total p99 = 2.310 ms`.
     pub actual: String,
 }
@@ -233,10 +235,12 @@ impl Threshold {
         match measured {
             Some((actual, text)) => Verdict {
                 failed: self.operator.holds(actual, self.limit),
+                measured: true,
                 actual: text,
             },
             None => Verdict {
                 failed: false,
+                measured: false,
                 actual: NOT_MEASURED.to_owned(),
             },
         }

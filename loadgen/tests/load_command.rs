@@ -9,9 +9,10 @@ use std::thread;
 
 use serde_json::Value;
 
-/// Starts a keep-alive server that responds to `/ok` with 200, `/fail` with 500 and
-/// `/chunked` with a chunked 200; returns its base URL. The threads end with
-/// the test process.
+/// Starts a keep-alive server that responds to `/ok` with 200, `/fail` with 500,
+/// `/chunked` with a chunked 200, `/continue` with a 100 Continue before its
+/// 200, and to HEAD with a head that announces a body it does not send;
+/// returns its base URL. The threads end with the test process.
 fn start_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -41,7 +42,11 @@ fn serve(stream: TcpStream) {
                 break;
             }
         }
-        let response: &[u8] = if request_line.contains("/fail") {
+        let response: &[u8] = if request_line.starts_with("HEAD ") {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+        } else if request_line.contains("/continue") {
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        } else if request_line.contains("/fail") {
             b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
         } else if request_line.contains("/chunked") {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
@@ -283,4 +288,95 @@ fn report_and_compare_read_saved_runs() {
     let compared = text(&compare.stdout);
     assert!(compared.contains("total p50 (µs)"), "{compared}");
     assert!(compared.contains("qps"), "{compared}");
+}
+
+#[test]
+fn head_and_interim_responses_complete() {
+    let base = start_server();
+
+    for (url, method) in [
+        (format!("{base}/ok"), "HEAD"),
+        (format!("{base}/continue"), "GET"),
+    ] {
+        let dir = scratch(&format!("interim-{method}"));
+        let json = dir.join("run.json");
+        let output = loadgen(&[
+            "load",
+            &url,
+            "--method",
+            method,
+            "-n",
+            "20",
+            "-c",
+            "2",
+            "--qps",
+            "0",
+            "--timeout",
+            "2s",
+            "--no-progress",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let run = &read_json(&json)["runs"][0];
+        assert_eq!(run["status_codes"]["200"], 20, "{method} {url}: {run}");
+        assert_eq!(run["errors"], 0, "{method} {url}: {run}");
+    }
+}
+
+#[test]
+fn malformed_targets_exit_two() {
+    let ok = format!("{}/ok", start_server());
+    let cases: [(&[&str], &str); 7] = [
+        (&["http://127.0.0.1:99999/ok"], "port"),
+        (&["http://127.0.0.1:/ok"], "port"),
+        (&["http://user:pw@127.0.0.1:1/ok"], "user information"),
+        (&[&ok, "--method", "GET /x HTTP/1.1"], "invalid method"),
+        (&[&ok, "-H", "Content-Length: 9"], "not allowed"),
+        (&[&ok, "-t", "18446744073709551615s"], "at most 365 days"),
+        (&[&ok, "--json", "/nonexistent/dir/run.json"], "creating"),
+    ];
+    for (arguments, expected) in cases {
+        let mut all = vec!["load"];
+        all.extend_from_slice(arguments);
+        all.extend(["-n", "1", "--no-progress"]);
+
+        let output = loadgen(&all);
+
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unmeasured_threshold_fails_consistently() {
+    let base = start_server();
+    let dir = scratch("unmeasured");
+    let json = dir.join("run.json");
+
+    let output = loadgen(&[
+        "load",
+        &format!("{base}/ok"),
+        "-n",
+        "5",
+        "--qps",
+        "0",
+        "--no-progress",
+        "--fail-if",
+        "tls_handshake.p50>=600us",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  --fail-if tls_handshake.p50>=600us"),
+        "{stdout}"
+    );
+    let report = read_json(&json);
+    assert_eq!(report["thresholds"][0]["failed"], true, "{report}");
+    assert_eq!(report["passed"], false, "{report}");
 }

@@ -12,6 +12,10 @@ use tracing_subscriber::EnvFilter;
 use loadgen::cli::{self, Cli, Command};
 use loadgen::embedded::EmbeddedLab;
 
+/// Most runtime threads `--threads` accepts: far more than the cores of any
+/// machine the loadgen runs on, and few enough for the OS to start.
+const MAX_THREADS: usize = 1024;
+
 fn main() -> ExitCode {
     // Reports go to stdout. Logs go to stderr, at `warn` unless RUST_LOG sets a filter.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -30,6 +34,10 @@ fn main() -> ExitCode {
     let runtime = match threads {
         Some(0) => {
             eprintln!("error: --threads 0: at least one thread is needed");
+            return ExitCode::from(cli::EXIT_BAD_INPUT);
+        }
+        Some(threads) if threads > MAX_THREADS => {
+            eprintln!("error: --threads {threads}: at most {MAX_THREADS} threads are supported");
             return ExitCode::from(cli::EXIT_BAD_INPUT);
         }
         Some(1) => tokio::runtime::Builder::new_current_thread()

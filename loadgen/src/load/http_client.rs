@@ -38,6 +38,10 @@ pub enum TargetError {
     },
     #[error("invalid header {0:?}: expected `Name: value`")]
     InvalidHeader(String),
+    #[error("invalid method {0:?}: expected an HTTP method such as GET or POST")]
+    InvalidMethod(String),
+    #[error("header {0:?} is not allowed: the load client sets the body's framing itself (Content-Length from --body)")]
+    FramingHeader(String),
 }
 
 /// The address and serialized request of a plain HTTP load run.
@@ -47,6 +51,8 @@ pub struct HttpTarget {
     /// The whole serialized request, head and body.
     request: Bytes,
     new_connection: bool,
+    /// Responses to HEAD have a head only, whatever their framing fields say.
+    head_only: bool,
 }
 
 impl HttpTarget {
@@ -69,7 +75,23 @@ impl HttpTarget {
             ));
         }
         let host = uri.host().ok_or_else(|| invalid("missing host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid(
+                "user information in the URL is not supported; send credentials with -H 'Authorization: ...'",
+            ));
+        }
+        // `http::Uri` accepts any digits after the colon, and an empty port.
+        let port = match authority.as_str().rsplit_once(':') {
+            Some((_, port)) if !authority.as_str().ends_with(']') => port
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))?,
+            _ => 80,
+        };
+        let method = http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| TargetError::InvalidMethod(method.to_owned()))?;
         let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
         let addr = tokio::net::lookup_host((host_for_lookup, port))
             .await
@@ -83,13 +105,20 @@ impl HttpTarget {
                 source: io::Error::new(io::ErrorKind::NotFound, "no address"),
             })?;
 
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let request = serialize_request(method, authority, path, headers, body, new_connection)?;
+        let request = serialize_request(
+            method.as_str(),
+            authority.as_str(),
+            path,
+            headers,
+            body,
+            new_connection,
+        )?;
         Ok(HttpTarget {
             addr,
             request,
             new_connection,
+            head_only: method == http::Method::HEAD,
         })
     }
 
@@ -108,7 +137,6 @@ fn serialize_request(
 ) -> Result<Bytes, TargetError> {
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     let mut has_host = false;
-    let mut has_length = false;
     for header in headers {
         let (name, value) = header
             .split_once(':')
@@ -118,14 +146,18 @@ fn serialize_request(
         if !valid_name || header.contains(['\r', '\n']) {
             return Err(TargetError::InvalidHeader(header.clone()));
         }
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            return Err(TargetError::FramingHeader(header.clone()));
+        }
         has_host |= name.eq_ignore_ascii_case("host");
-        has_length |= name.eq_ignore_ascii_case("content-length");
         head.push_str(&format!("{name}: {}\r\n", value.trim()));
     }
     if !has_host {
         head.push_str(&format!("Host: {authority}\r\n"));
     }
-    if !has_length && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     if close {
@@ -221,7 +253,7 @@ impl HttpSender {
                 });
             }
             if head.is_none() {
-                head = parse_head(&self.buffer).map_err(Attempt::Failed)?;
+                head = self.parse_final_head().map_err(Attempt::Failed)?;
             }
             let Some(parsed) = &head else {
                 if at_eof {
@@ -259,6 +291,27 @@ impl HttpSender {
             authn: parsed.authn,
             authz: parsed.authz,
         })
+    }
+}
+
+impl HttpSender {
+    /// Parses the final response head in the buffer, dropping any interim
+    /// 1xx responses before it (100 Continue, 103 Early Hints: RFC 9110,
+    /// section 15.2). 101 ends HTTP on the connection, so it counts as final.
+    fn parse_final_head(&mut self) -> Result<Option<Head>, SendFailure> {
+        loop {
+            let Some(mut head) = parse_head(&self.buffer)? else {
+                return Ok(None);
+            };
+            if (100..200).contains(&head.status) && head.status != 101 {
+                self.buffer.drain(..head.length);
+                continue;
+            }
+            if self.target.head_only {
+                head.framing = Framing::Length(0);
+            }
+            return Ok(Some(head));
+        }
     }
 }
 
