@@ -1,7 +1,7 @@
 //! The least a load generator can do to send HTTP/1.1 requests at a fixed
 //! rate: one thread, one epoll loop over non-blocking sockets (mio, the
 //! reactor under tokio), the loadgen's schedule, and nothing else: no async
-//! runtime, no histograms, no timeouts, no per-request allocation.
+//! runtime, no histograms, no per-request timeouts, no per-request allocation.
 //!
 //! `bench/run.sh` runs it beside `loadgen load --qps` against the same target
 //! with the same rate and connections. Both pay the same system calls and
@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 
 const USAGE: &str = "usage: minimal_client HOST:PORT PATH QPS CONNECTIONS SECONDS";
 
-/// Largest response the client reads; the benchmark's responses are far smaller.
+/// Maximum response size the client reads; the benchmark's responses are far smaller.
 const BUFFER: usize = 64 * 1024;
 
 /// Time after the duration that the client waits for responses still due;

@@ -167,7 +167,7 @@ pub struct CompareArgs {
     pub after: PathBuf,
 }
 
-/// Longest duration a flag accepts. Longer ones would overflow the clock's
+/// Maximum duration a flag accepts. Longer ones would overflow the clock's
 /// arithmetic, and no load run needs them.
 const MAX_FLAG_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::driver::{BoxFuture, LabDriver, RequestSpec, SendFailure, Timings};
 use crate::measure::{server_timing, Latency, PhaseLatencies};
@@ -29,6 +30,10 @@ pub mod mesh_client;
 /// Time after which the engine gives up on one request of a scenario load
 /// step and counts a timeout.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Lateness of tokio's timers (they fire on whole milliseconds), allowed to a
+/// response before it counts as later than the timeout.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// Maximum distinct failure messages kept per load run; the rest are counted
 /// under their kind only.
@@ -197,16 +202,18 @@ pub async fn run_load(driver: &dyn LabDriver, plan: &LoadPlan) -> LoadOutcome {
             }) as Box<dyn Sender + '_>
         })
         .collect();
-    run_senders(&mut senders, &plan.schedule, None).await
+    run_senders(&mut senders, &plan.schedule, None, None).await
 }
 
 /// Runs `schedule` with one worker per sender and returns what came back.
 /// `completed`, when given, counts finished requests as they finish, for a
-/// progress display.
+/// progress display. Cancelling `stop` ends the run early, with the counts so
+/// far; requests still in flight then are dropped uncounted.
 pub async fn run_senders(
     senders: &mut [Box<dyn Sender + '_>],
     schedule: &Schedule,
     completed: Option<&AtomicU64>,
+    stop: Option<&CancellationToken>,
 ) -> LoadOutcome {
     let start = Instant::now();
     let deadline = start + schedule.duration;
@@ -219,6 +226,8 @@ pub async fn run_senders(
         corrected: schedule.is_open_loop().then(Latency::default),
         ..LoadOutcome::default()
     });
+    let never = CancellationToken::new();
+    let stop = stop.unwrap_or(&never);
     let run = Run {
         schedule,
         start,
@@ -226,6 +235,7 @@ pub async fn run_senders(
         next_index: &next_index,
         completed,
         outcome: &outcome,
+        stop,
     };
 
     // Unlike `join_all`, which polls every worker whenever one wakes, this
@@ -245,7 +255,18 @@ pub async fn run_senders(
     let mut outcome = outcome
         .into_inner()
         .expect("no worker panics holding the lock");
-    outcome.elapsed = last_completion - start;
+    // A run that the duration ended spans the whole duration, even when its
+    // last request (at a low rate) was due well before the end; a run that
+    // sent all its requests lasted until the last response.
+    let all_sent = schedule.requests.is_some_and(|max| outcome.sent >= max);
+    let end = if all_sent {
+        last_completion
+    } else if stop.is_cancelled() {
+        Instant::now()
+    } else {
+        last_completion.max(deadline)
+    };
+    outcome.elapsed = end - start;
     outcome
 }
 
@@ -257,6 +278,7 @@ struct Run<'a> {
     next_index: &'a AtomicU64,
     completed: Option<&'a AtomicU64>,
     outcome: &'a Mutex<LoadOutcome>,
+    stop: &'a CancellationToken,
 }
 
 /// Sends requests until the schedule's duration or request count runs out,
@@ -275,6 +297,9 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
     tokio::pin!(pacing);
 
     loop {
+        if run.stop.is_cancelled() {
+            break;
+        }
         let index = run.next_index.fetch_add(1, Ordering::Relaxed);
         if schedule.requests.is_some_and(|max| index >= max) {
             break;
@@ -287,7 +312,10 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
                 break;
             }
             pacing.as_mut().reset(due);
-            pacing.as_mut().await;
+            tokio::select! {
+                () = pacing.as_mut() => {}
+                () = run.stop.cancelled() => break,
+            }
             due
         } else {
             let now = Instant::now();
@@ -306,14 +334,19 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
         } else {
             Instant::now()
         };
-        timeout.as_mut().reset(Instant::now() + schedule.timeout);
+        let sent_at = Instant::now();
+        timeout.as_mut().reset(sent_at + schedule.timeout);
         let result = tokio::select! {
             biased;
             result = sender.send() => Some(result),
             () = &mut timeout => None,
+            () = run.stop.cancelled() => break,
         };
         let completed = Instant::now();
         last_completion = completed;
+        // An overloaded loop can see a response and its timeout in the same
+        // poll. A response later than the timeout counts as a timeout.
+        let result = result.filter(|_| completed - sent_at <= schedule.timeout + TIMER_SLACK);
         if let Some(counter) = run.completed {
             counter.fetch_add(1, Ordering::Relaxed);
         }

@@ -380,3 +380,50 @@ fn unmeasured_threshold_fails_consistently() {
     assert_eq!(report["thresholds"][0]["failed"], true, "{report}");
     assert_eq!(report["passed"], false, "{report}");
 }
+
+#[test]
+fn interrupted_run_still_reports() {
+    let base = start_server();
+    let dir = scratch("interrupted");
+    let json = dir.join("run.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "load",
+            &format!("{base}/ok"),
+            "--qps",
+            "200",
+            "-t",
+            "60s",
+            "--no-progress",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(std::time::Duration::from_millis(1500));
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    assert!(kill.success());
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let run = &read_json(&json)["runs"][0];
+    let sent = run["sent"].as_u64().unwrap();
+    assert!(
+        (100..=400).contains(&sent),
+        "sent {sent} in about 1.5 s at 200 qps"
+    );
+    assert!(run["elapsed_us"].as_u64().unwrap() < 10_000_000, "{run}");
+}

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use loadgen::cli::{self, Cli, Command};
 use loadgen::embedded::EmbeddedLab;
 
-/// Most runtime threads `--threads` accepts: far more than the cores of any
+/// Maximum runtime threads `--threads` accepts: far more than the cores of any
 /// machine the loadgen runs on, and few enough for the OS to start.
 const MAX_THREADS: usize = 1024;
 

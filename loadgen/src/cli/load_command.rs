@@ -12,6 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use mesh::sidecar::SendOptions;
 use services::lab::LabOptions;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     report_error, write_file, write_outputs, LoadArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED,
@@ -30,6 +31,9 @@ use crate::threshold;
 
 /// Duration of a run bounded by `--requests` alone.
 const MAX_DURATION: Duration = Duration::from_secs(600);
+
+/// Shortest `--timeout`: tokio's timers fire on whole milliseconds.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Duration of a run with neither `--duration` nor `--requests` (Fortio's default).
 const DEFAULT_DURATION: Duration = Duration::from_secs(5);
@@ -69,7 +73,7 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
             requests: None,
             ..schedule.clone()
         };
-        run_senders(&mut senders, &warmup, None).await;
+        run_senders(&mut senders, &warmup, None, None).await;
     }
 
     let start_time_unix = SystemTime::now()
@@ -82,7 +86,19 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
     } else {
         ProgressBar::start(completed.clone(), schedule.duration, schedule.requests)
     };
-    let outcome = run_senders(&mut senders, &schedule, Some(&completed)).await;
+    // Ctrl-C ends the run early and still reports what was measured, as
+    // Fortio does.
+    let stop = CancellationToken::new();
+    let interrupt = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        }
+    });
+    let outcome = run_senders(&mut senders, &schedule, Some(&completed), Some(&stop)).await;
+    interrupt.abort();
     let cpu_used = CpuTime::now().since(cpu_before);
     if let Some(progress) = progress {
         progress.finish().await;
@@ -99,6 +115,18 @@ pub async fn run(args: LoadArgs, out: &mut dyn Write) -> ExitCode {
         outcome,
     };
     let _ = table::write_load_run(out, &label, &report);
+    if stop.is_cancelled() {
+        let _ = writeln!(out, "  note: interrupted; these are the results until then");
+    }
+    if let Some(requested) = schedule.requests {
+        if report.outcome.sent < requested {
+            let _ = writeln!(
+                out,
+                "  note: {} of {requested} requests sent before the {:?} duration ended",
+                report.outcome.sent, schedule.duration
+            );
+        }
+    }
     let mut run = LoadJson::new(&label, &report);
     run.process_cpu_us = Some(micros(cpu_used.total));
     run.process_user_cpu_us = cpu_used.user.map(micros);
@@ -167,8 +195,11 @@ fn schedule_of(args: &LoadArgs) -> anyhow::Result<Schedule> {
     if args.requests == Some(0) {
         anyhow::bail!("--requests 0: give at least one request");
     }
-    if args.timeout.is_zero() {
-        anyhow::bail!("--timeout 0: give a positive timeout");
+    if args.timeout < MIN_TIMEOUT {
+        anyhow::bail!(
+            "--timeout {:?}: give at least 1ms, the resolution of the loadgen's timers",
+            args.timeout
+        );
     }
     if args.resume && !args.new_connection {
         anyhow::bail!("--resume needs --new-connection: kept connections never resume");

@@ -51,7 +51,7 @@ pub struct HttpTarget {
     /// The whole serialized request, head and body.
     request: Bytes,
     new_connection: bool,
-    /// Responses to HEAD have a head only, whatever their framing fields say.
+    /// Responses to HEAD have a head only, whatever their framing fields announce.
     head_only: bool,
 }
 

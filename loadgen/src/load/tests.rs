@@ -154,3 +154,26 @@ async fn hung_request_times_out() {
     assert_eq!(outcome.failures.get("timeout"), Some(&1));
     assert_eq!(outcome.elapsed, SEND_TIMEOUT);
 }
+
+#[tokio::test(start_paused = true)]
+async fn low_rate_run_lasts_its_duration() {
+    // At 2 qps for 2 s the last request is due at 1.5 s; the rate is still
+    // 2 qps over the run, not 4 requests over 1.5 s.
+    let lab = ScriptedLab::new(|_, _| Reply::status(200, Duration::from_millis(1)));
+
+    let outcome = run_load(&lab, &plan(2.0, 1, Duration::from_secs(2), None)).await;
+
+    assert_eq!(outcome.sent, 4);
+    assert_eq!(outcome.elapsed, Duration::from_secs(2));
+    assert_eq!(outcome.achieved_qps(), 2.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn counted_run_lasts_until_last_response() {
+    let lab = ScriptedLab::new(|_, _| Reply::status(200, Duration::from_millis(10)));
+
+    let outcome = run_load(&lab, &plan(0.0, 1, Duration::from_secs(60), Some(5))).await;
+
+    assert_eq!(outcome.sent, 5);
+    assert_eq!(outcome.elapsed, Duration::from_millis(50));
+}

@@ -22,6 +22,15 @@ pub fn write(
     }
     writeln!(out, "A: {before_name}")?;
     writeln!(out, "B: {after_name}")?;
+    if pairs.len() < before.len().max(after.len()) {
+        writeln!(
+            out,
+            "note: {} pair(s) of runs compared; A has {} runs and B has {}, and runs pair by label, or by position when no label matches",
+            pairs.len(),
+            before.len(),
+            after.len()
+        )?;
+    }
     for (a, b) in pairs {
         writeln!(out)?;
         if a.label == b.label {
