@@ -384,8 +384,15 @@ fn run_report_command(args: ReportArgs, out: &mut dyn Write) -> ExitCode {
         .title
         .clone()
         .unwrap_or_else(|| args.file.display().to_string());
-    let _ = writeln!(out, "{} load runs in {}", runs.len(), args.file.display());
-    let _ = table::write_comparison(out, &runs);
+    let _ = writeln!(out, "{} load run(s) in {}", runs.len(), args.file.display());
+    for run in &runs {
+        let _ = writeln!(out);
+        let _ = table::write_saved_run(out, run);
+    }
+    if runs.len() > 1 {
+        let _ = writeln!(out);
+        let _ = table::write_comparison(out, &runs);
+    }
     let outputs = OutputArgs {
         csv: args.csv,
         html: args.html,

@@ -274,6 +274,18 @@ fn report_and_compare_read_saved_runs() {
     let compare = loadgen(&["compare", first.to_str().unwrap(), second.to_str().unwrap()]);
 
     assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    let table = text(&report.stdout);
+    assert!(
+        table.contains("closed loop over 4 connections; 50 requests in"),
+        "{table}"
+    );
+    assert!(table.contains("status codes: 200: 50"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|line| line.trim_start().starts_with("total ")),
+        "{table}"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg"));
     assert!(!page.contains("http://"), "no external references");

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::measure::{Latency, PhaseLatencies};
+use crate::measure::{Latency, PhaseLatencies, PHASES};
 use crate::report::html::baseline_index;
 use crate::report::json::LoadJson;
 use crate::runner::{LoadReport, Progress, ScenarioResult, StepOutcome};
@@ -275,6 +275,65 @@ pub fn write_load_run(out: &mut dyn Write, label: &str, load: &LoadReport) -> io
     )?;
     write_statuses_and_failures(out, load)?;
     write_latency_table(out, "latency", &outcome.phases, outcome.corrected.as_ref())
+}
+
+/// Writes a saved run much as `loadgen load` printed it: rate, status codes,
+/// connection errors by kind, and the percentiles the JSON keeps per phase.
+pub fn write_saved_run(out: &mut dyn Write, run: &LoadJson) -> io::Result<()> {
+    writeln!(out, "{}", run.label)?;
+    writeln!(
+        out,
+        "  {} loop over {}; {} requests in {:.3} s: {:.1} qps, {} errors (4xx/5xx or no response)",
+        run.mode,
+        connections(run.connections),
+        run.sent,
+        run.elapsed_us as f64 / 1e6,
+        run.achieved_qps,
+        run.errors
+    )?;
+    let counts = |map: &std::collections::BTreeMap<String, u64>| {
+        let parts: Vec<String> = map
+            .iter()
+            .map(|(key, count)| format!("{key}: {count}"))
+            .collect();
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    };
+    writeln!(out, "  status codes: {}", counts(&run.status_codes))?;
+    writeln!(out, "  connection errors: {}", counts(&run.failures))?;
+    writeln!(
+        out,
+        "  {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "count", "p50", "p75", "p90", "p99", "p99.9", "max", "mean"
+    )?;
+    let corrected = run
+        .corrected_total
+        .as_ref()
+        .map(|summary| ("total, corrected", summary));
+    let phases = PHASES
+        .iter()
+        .filter_map(|phase| Some((*phase, run.phase(phase)?)));
+    for (phase, summary) in phases.chain(corrected) {
+        if summary.count == 0 {
+            continue;
+        }
+        writeln!(
+            out,
+            "  {phase:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            summary.count,
+            format_us(summary.p50_us),
+            format_us(summary.p75_us),
+            format_us(summary.p90_us),
+            format_us(summary.p99_us),
+            format_us(summary.p999_us),
+            format_us(summary.max_us),
+            format!("{:.3}", summary.mean_us / 1000.0),
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes a comparison of load runs against the plaintext one (or the
