@@ -340,7 +340,7 @@ fn head_and_interim_responses_complete() {
 #[test]
 fn malformed_targets_exit_two() {
     let ok = format!("{}/ok", start_server());
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["http://127.0.0.1:99999/ok"], "port"),
         (&["http://127.0.0.1:/ok"], "port"),
         (&["http://user:pw@127.0.0.1:1/ok"], "user information"),
@@ -348,6 +348,10 @@ fn malformed_targets_exit_two() {
         (&[&ok, "-H", "Content-Length: 9"], "not allowed"),
         (&[&ok, "-t", "18446744073709551615s"], "at most 365 days"),
         (&[&ok, "--json", "/nonexistent/dir/run.json"], "creating"),
+        (
+            &[&ok, "--json", "same.out", "--csv", "same.out"],
+            "both name same.out",
+        ),
     ];
     for (arguments, expected) in cases {
         let mut all = vec!["load"];

@@ -238,11 +238,29 @@ async fn apply_files(lab: &EmbeddedLab, paths: &[PathBuf]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Creates (or truncates) every report file the run will write.
+/// Creates (or truncates) every report file the run will write, and rejects
+/// two reports aimed at one file, where the last would silently replace the
+/// first.
 fn check_output_paths(args: &LoadArgs) -> anyhow::Result<()> {
     let outputs = &args.outputs;
-    let paths = [&args.json, &outputs.csv, &outputs.html];
-    for path in paths.into_iter().flatten() {
+    let named = [
+        ("--json", &args.json),
+        ("--csv", &outputs.csv),
+        ("--html", &outputs.html),
+    ];
+    let paths: Vec<(&str, &PathBuf)> = named
+        .into_iter()
+        .filter_map(|(flag, path)| Some((flag, path.as_ref()?)))
+        .collect();
+    for (index, (flag, path)) in paths.iter().enumerate() {
+        if let Some((other, _)) = paths[..index].iter().find(|(_, earlier)| earlier == path) {
+            anyhow::bail!(
+                "{other} and {flag} both name {}: give each report its own file",
+                path.display()
+            );
+        }
+    }
+    for (_, path) in paths {
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     }
     Ok(())
