@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::measure::{Latency, PhaseLatencies, PHASES};
+use crate::measure::{Latency, LatencySummary, PhaseLatencies, PHASES};
 use crate::report::html::baseline_index;
 use crate::report::json::LoadJson;
 use crate::runner::{LoadReport, Progress, ScenarioResult, StepOutcome};
@@ -210,6 +210,16 @@ pub fn write_latency_table(
     phases: &PhaseLatencies,
     corrected: Option<&Latency>,
 ) -> io::Result<()> {
+    write_latency_header(out, title)?;
+    let corrected_row = corrected.map(|latency| ("total, corrected", latency));
+    let rows = phases.phases().into_iter().chain(corrected_row);
+    for (phase, latency) in rows {
+        write_latency_row(out, phase, &latency.summary())?;
+    }
+    Ok(())
+}
+
+fn write_latency_header(out: &mut dyn Write, title: &str) -> io::Result<()> {
     writeln!(
         out,
         "  {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -222,28 +232,26 @@ pub fn write_latency_table(
         "p99.9",
         "max",
         "mean"
-    )?;
-    let corrected_row = corrected.map(|latency| ("total, corrected", latency));
-    let rows = phases.phases().into_iter().chain(corrected_row);
-    for (phase, latency) in rows {
-        let summary = latency.summary();
-        if summary.count == 0 {
-            continue;
-        }
-        writeln!(
-            out,
-            "  {phase:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            summary.count,
-            format_us(summary.p50_us),
-            format_us(summary.p75_us),
-            format_us(summary.p90_us),
-            format_us(summary.p99_us),
-            format_us(summary.p999_us),
-            format_us(summary.max_us),
-            format!("{:.3}", summary.mean_us / 1000.0),
-        )?;
+    )
+}
+
+/// Writes one phase's row; a phase without values gets none.
+fn write_latency_row(out: &mut dyn Write, phase: &str, summary: &LatencySummary) -> io::Result<()> {
+    if summary.count == 0 {
+        return Ok(());
     }
-    Ok(())
+    writeln!(
+        out,
+        "  {phase:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        summary.count,
+        format_us(summary.p50_us),
+        format_us(summary.p75_us),
+        format_us(summary.p90_us),
+        format_us(summary.p99_us),
+        format_us(summary.p999_us),
+        format_us(summary.max_us),
+        format!("{:.3}", summary.mean_us / 1000.0),
+    )
 }
 
 /// Writes the result of a `loadgen load` run: rate, status codes, errors by
@@ -304,11 +312,7 @@ pub fn write_saved_run(out: &mut dyn Write, run: &LoadJson) -> io::Result<()> {
     };
     writeln!(out, "  status codes: {}", counts(&run.status_codes))?;
     writeln!(out, "  connection errors: {}", counts(&run.failures))?;
-    writeln!(
-        out,
-        "  {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "latency (ms)", "count", "p50", "p75", "p90", "p99", "p99.9", "max", "mean"
-    )?;
+    write_latency_header(out, "latency")?;
     let corrected = run
         .corrected_total
         .as_ref()
@@ -317,21 +321,7 @@ pub fn write_saved_run(out: &mut dyn Write, run: &LoadJson) -> io::Result<()> {
         .iter()
         .filter_map(|phase| Some((*phase, run.phase(phase)?)));
     for (phase, summary) in phases.chain(corrected) {
-        if summary.count == 0 {
-            continue;
-        }
-        writeln!(
-            out,
-            "  {phase:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            summary.count,
-            format_us(summary.p50_us),
-            format_us(summary.p75_us),
-            format_us(summary.p90_us),
-            format_us(summary.p99_us),
-            format_us(summary.p999_us),
-            format_us(summary.max_us),
-            format!("{:.3}", summary.mean_us / 1000.0),
-        )?;
+        write_latency_row(out, phase, summary)?;
     }
     Ok(())
 }
