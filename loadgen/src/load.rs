@@ -295,6 +295,10 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
     // The open loop's pacing timer, likewise reused rather than rebuilt.
     let pacing = tokio::time::sleep_until(run.start);
     tokio::pin!(pacing);
+    // One wait for the stop signal per worker: a fresh `cancelled()` per
+    // request would register with the token, under its lock, every time.
+    let stopped = run.stop.cancelled();
+    tokio::pin!(stopped);
 
     loop {
         if run.stop.is_cancelled() {
@@ -314,7 +318,7 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
             pacing.as_mut().reset(due);
             tokio::select! {
                 () = pacing.as_mut() => {}
-                () = run.stop.cancelled() => break,
+                () = &mut stopped => break,
             }
             due
         } else {
@@ -340,7 +344,7 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
             biased;
             result = sender.send() => Some(result),
             () = &mut timeout => None,
-            () = run.stop.cancelled() => break,
+            () = &mut stopped => break,
         };
         let completed = Instant::now();
         last_completion = completed;
