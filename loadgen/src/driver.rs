@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mesh::sidecar::{ExchangeInfo, OutboundError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -80,6 +81,29 @@ pub enum SendFailure {
     Timeout,
     #[error("{0}")]
     Other(String),
+}
+
+impl From<&ExchangeInfo> for Timings {
+    fn from(info: &ExchangeInfo) -> Timings {
+        Timings {
+            connect: info.connect,
+            tls_handshake: info.tls_handshake,
+            first_byte: info.first_byte,
+            total: info.total,
+        }
+    }
+}
+
+impl From<OutboundError> for SendFailure {
+    fn from(error: OutboundError) -> SendFailure {
+        match error {
+            OutboundError::Refused { .. } => SendFailure::Refused,
+            OutboundError::Reset { .. } => SendFailure::Reset,
+            OutboundError::TlsHandshake { reason, .. } => SendFailure::TlsHandshake(reason),
+            OutboundError::Timeout { .. } => SendFailure::Timeout,
+            other => SendFailure::Other(other.to_string()),
+        }
+    }
 }
 
 impl SendFailure {

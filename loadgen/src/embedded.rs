@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use mesh::sidecar::{ExchangeInfo, OutboundError, SendOptions};
+use mesh::sidecar::{ExchangeInfo, SendOptions};
 use services::apps::AppKind;
 use services::lab::{Lab, LabOptions, WorkloadSpec};
 
@@ -146,7 +146,7 @@ impl EmbeddedLab {
             new_connection: spec.new_connection,
             resume: false,
         };
-        let (response, info) = client.send(request, options).await.map_err(failure_of)?;
+        let (response, info) = client.send(request, options).await?;
         let (parts, body) = response.into_parts();
         Ok(exchange_of(
             parts.status.as_u16(),
@@ -170,8 +170,7 @@ impl EmbeddedLab {
         };
         let (body, info) = client
             .exchange_tcp(&spec.to, port, &spec.body, options)
-            .await
-            .map_err(failure_of)?;
+            .await?;
         // TCP has no status; 0 tells a scenario's `status` check that none came.
         Ok(exchange_of(0, http::HeaderMap::new(), body, info))
     }
@@ -191,24 +190,9 @@ fn exchange_of(
         mtls: info.mtls,
         peer: info
             .mtls
-            .then(|| info.client_identity.map(|id| id.principal()))
+            .then(|| info.client_identity.as_ref().map(|id| id.principal()))
             .flatten(),
-        timings: Timings {
-            connect: info.connect,
-            tls_handshake: info.tls_handshake,
-            first_byte: info.first_byte,
-            total: info.total,
-        },
+        timings: Timings::from(&info),
         authz: info.authz,
-    }
-}
-
-fn failure_of(error: OutboundError) -> SendFailure {
-    match error {
-        OutboundError::Refused { .. } => SendFailure::Refused,
-        OutboundError::Reset { .. } => SendFailure::Reset,
-        OutboundError::TlsHandshake { reason, .. } => SendFailure::TlsHandshake(reason),
-        OutboundError::Timeout { .. } => SendFailure::Timeout,
-        other => SendFailure::Other(other.to_string()),
     }
 }

@@ -333,12 +333,8 @@ async fn run_worker(sender: &mut (dyn Sender + '_), run: &Run<'_>) -> Instant {
         // flight then, which is queueing the server caused. Otherwise it counts from the
         // actual send, so the timer's own lateness (tokio's 1 ms resolution) is not
         // charged to the server.
-        let origin = if last_completion > due {
-            due
-        } else {
-            Instant::now()
-        };
         let sent_at = Instant::now();
+        let origin = if last_completion > due { due } else { sent_at };
         timeout.as_mut().reset(sent_at + schedule.timeout);
         let result = tokio::select! {
             biased;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mesh::sidecar::{OutboundClient, OutboundError, SendOptions};
+use mesh::sidecar::{OutboundClient, SendOptions};
 
 use crate::driver::{BoxFuture, SendFailure, Timings};
 use crate::load::http_client::TargetError;
@@ -88,32 +88,13 @@ impl Sender for MeshSender {
     fn send(&mut self) -> BoxFuture<'_, Result<Sample, SendFailure>> {
         Box::pin(async move {
             let target = &self.target;
-            let (response, info) = target
-                .client
-                .send(target.request(), target.options)
-                .await
-                .map_err(failure_of)?;
+            let (response, info) = target.client.send(target.request(), target.options).await?;
             Ok(Sample {
                 status: response.status().as_u16(),
-                timings: Timings {
-                    connect: info.connect,
-                    tls_handshake: info.tls_handshake,
-                    first_byte: info.first_byte,
-                    total: info.total,
-                },
+                timings: Timings::from(&info),
                 authn: server_timing(response.headers(), "authn"),
                 authz: info.authz,
             })
         })
-    }
-}
-
-fn failure_of(error: OutboundError) -> SendFailure {
-    match error {
-        OutboundError::Refused { .. } => SendFailure::Refused,
-        OutboundError::Reset { .. } => SendFailure::Reset,
-        OutboundError::TlsHandshake { reason, .. } => SendFailure::TlsHandshake(reason),
-        OutboundError::Timeout { .. } => SendFailure::Timeout,
-        other => SendFailure::Other(other.to_string()),
     }
 }
