@@ -63,7 +63,7 @@ pub fn describe(control: &ControlPlane, namespace: &str, name: &str) -> Option<S
             "MODE".to_string(),
             "FROM".to_string(),
         ]];
-        for port in workload_ports(workload) {
+        for port in workload.target_ports() {
             let mode = effective_mode(&snapshot, workload, port);
             rows.push(vec![
                 port.to_string(),
@@ -178,7 +178,7 @@ fn describe_request_authentication(out: &mut String, snapshot: &Snapshot, worklo
     let mut rows = vec![["PORT", "POLICY", "ISSUERS", "BINDING"]
         .map(String::from)
         .to_vec()];
-    for port in workload_ports(workload) {
+    for port in workload.target_ports() {
         let Some(resource) = legacy_policy_for(snapshot, workload, port) else {
             continue;
         };
@@ -205,17 +205,6 @@ fn describe_request_authentication(out: &mut String, snapshot: &Snapshot, worklo
     } else {
         out.push_str(&indent(&format_table(&rows)));
     }
-}
-
-fn workload_ports(workload: &WorkloadMeta) -> Vec<u16> {
-    let mut ports: Vec<u16> = workload
-        .services
-        .iter()
-        .flat_map(|s| s.ports.iter().map(|p| p.target_port))
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
 }
 
 fn mode_name(mode: PeerMode) -> &'static str {

@@ -179,16 +179,9 @@ impl Sidecar {
             options,
         );
 
-        let mut ports: Vec<u16> = workload
-            .services
-            .iter()
-            .flat_map(|s| s.ports.iter().map(|p| p.target_port))
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
         let mut listen = Vec::new();
         let mut listeners = Vec::new();
-        for port in ports {
+        for port in workload.target_ports() {
             let addr = SocketAddr::new(ip, port);
             let listener = TcpListener::bind(addr)
                 .await

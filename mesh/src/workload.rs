@@ -40,6 +40,19 @@ impl WorkloadMeta {
         SpiffeId::new(DEFAULT_TRUST_DOMAIN, &self.namespace, &self.service_account)
     }
 
+    /// Returns the ports the workload listens on: every service port's target
+    /// port, sorted, each once.
+    pub fn target_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .services
+            .iter()
+            .flat_map(|s| s.ports.iter().map(|p| p.target_port))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// Service ports that forward to `workload_port`, with their service.
     pub fn service_ports_for(
         &self,

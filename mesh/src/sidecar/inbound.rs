@@ -89,6 +89,22 @@ pub struct ConnectionInfo {
     pub sni: Option<String>,
 }
 
+impl ConnectionInfo {
+    /// Builds the attributes that authorization matches for a request on
+    /// this connection; `http` is `None` for a TCP connection as a whole.
+    fn request_attributes<'a>(&'a self, http: Option<HttpAttributes<'a>>) -> RequestAttributes<'a> {
+        RequestAttributes {
+            source_ip: self.peer_addr.ip(),
+            remote_ip: self.peer_addr.ip(),
+            source_principal: self.peer_id.as_ref(),
+            destination_ip: self.local_addr.ip(),
+            destination_port: self.local_addr.port(),
+            sni: self.sni.as_deref(),
+            http,
+        }
+    }
+}
+
 /// A workload's inbound sidecar.
 pub struct Inbound {
     workload: Arc<WorkloadMeta>,
@@ -334,15 +350,7 @@ impl Inbound {
     /// closes it without a byte when denied, as Envoy's network RBAC filter does.
     async fn serve_tcp(&self, stream: Box<dyn AsyncStream>, info: &ConnectionInfo) {
         if self.svid.is_some() {
-            let attributes = RequestAttributes {
-                source_ip: info.peer_addr.ip(),
-                remote_ip: info.peer_addr.ip(),
-                source_principal: info.peer_id.as_ref(),
-                destination_ip: info.local_addr.ip(),
-                destination_port: info.local_addr.port(),
-                sni: info.sni.as_deref(),
-                http: None,
-            };
+            let attributes = info.request_attributes(None);
             let decision = self.authorizer().evaluate(&attributes);
             if !decision.allowed {
                 self.stats.denied.fetch_add(1, Ordering::Relaxed);
@@ -554,21 +562,13 @@ impl Inbound {
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/");
-        let attributes = RequestAttributes {
-            source_ip: info.peer_addr.ip(),
-            remote_ip: info.peer_addr.ip(),
-            source_principal: info.peer_id.as_ref(),
-            destination_ip: info.local_addr.ip(),
-            destination_port: info.local_addr.port(),
-            sni: info.sni.as_deref(),
-            http: Some(HttpAttributes {
-                method: request.method().as_str(),
-                host,
-                path,
-                headers: request.headers(),
-                auth: identity.as_ref().map(AuthnIdentity::auth),
-            }),
-        };
+        let attributes = info.request_attributes(Some(HttpAttributes {
+            method: request.method().as_str(),
+            host,
+            path,
+            headers: request.headers(),
+            auth: identity.as_ref().map(AuthnIdentity::auth),
+        }));
         let decision = authorizer.evaluate(&attributes);
         let authz_time = started.elapsed();
         // Formatted only when a log line is written, not on every request.
