@@ -1,4 +1,4 @@
-//! The least a load generator can do to send HTTP/1.1 requests at a fixed
+//! The minimum work a load generator does to send HTTP/1.1 requests at a fixed
 //! rate: one thread, one epoll loop over non-blocking sockets (mio, the
 //! reactor under tokio), the loadgen's schedule, and nothing else: no async
 //! runtime, no histograms, no per-request timeouts, no per-request allocation.
@@ -6,8 +6,8 @@
 //! `bench/run.sh` runs it beside `loadgen load --qps` against the same target
 //! with the same rate and connections. Both pay the same system calls and
 //! wake-ups per request and, on loopback, much of the server's receive path
-//! in the kernel; the difference between their CPU times is what the loadgen
-//! itself adds.
+//! in the kernel. So the difference between their CPU times is what the
+//! loadgen itself adds.
 //!
 //! Usage: minimal_client HOST:PORT PATH QPS CONNECTIONS SECONDS
 //! Prints one JSON object: requests, errors (including responses that had not

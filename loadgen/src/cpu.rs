@@ -41,8 +41,8 @@ impl CpuTime {
         };
         let user = ticks(self.user_ticks, earlier.user_ticks);
         let system = ticks(self.system_ticks, earlier.system_ticks);
-        // The ticks say how the precise total divides; when they saw nothing
-        // (a run shorter than a tick) the split is unknown.
+        // The tick counts give the ratio in which the precise total divides.
+        // When they counted nothing (under a tick of CPU) the split is unknown.
         let user = match (user, system) {
             (Some(user), Some(system)) if !(user + system).is_zero() => {
                 Some(total.mul_f64(user.as_secs_f64() / (user + system).as_secs_f64()))

@@ -256,7 +256,7 @@ pub async fn run_senders(
         .into_inner()
         .expect("no worker panics holding the lock");
     // A run that the duration ended spans the whole duration, even when its
-    // last request (at a low rate) was due well before the end; a run that
+    // last request (at a low rate) was due well before the end. A run that
     // sent all its requests lasted until the last response.
     let all_sent = schedule.requests.is_some_and(|max| outcome.sent >= max);
     let end = if all_sent {

@@ -9,10 +9,10 @@ use std::thread;
 
 use serde_json::Value;
 
-/// Starts a keep-alive server that responds to `/ok` with 200, `/fail` with 500,
-/// `/chunked` with a chunked 200, `/continue` with a 100 Continue before its
-/// 200, and to HEAD with a head that announces a body it does not send;
-/// returns its base URL. The threads end with the test process.
+/// Starts a keep-alive server and returns its base URL. It responds to `/ok`
+/// with 200, `/fail` with 500, `/chunked` with a chunked 200, and `/continue`
+/// with a 100 Continue before its 200. To HEAD it sends a head that announces
+/// a body it does not send. The threads end with the test process.
 fn start_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

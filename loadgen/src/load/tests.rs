@@ -157,7 +157,7 @@ async fn hung_request_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn low_rate_run_lasts_its_duration() {
-    // At 2 qps for 2 s the last request is due at 1.5 s; the rate is still
+    // At 2 qps for 2 s the last request is due at 1.5 s. The rate is still
     // 2 qps over the run, not 4 requests over 1.5 s.
     let lab = ScriptedLab::new(|_, _| Reply::status(200, Duration::from_millis(1)));
 

@@ -83,8 +83,8 @@ pub struct LoadJson {
     #[serde(default)]
     pub process_cpu_us: Option<u64>,
     /// The user-space part of `process_cpu_us`, estimated from the kernel's
-    /// 10 ms tick counts; the rest is the kernel's, which on loopback
-    /// includes much of the TCP stack of both ends.
+    /// 10 ms tick counts. The rest is kernel time, which on loopback includes
+    /// much of the TCP stack of both ends.
     #[serde(default)]
     pub process_user_cpu_us: Option<u64>,
 }

@@ -1,10 +1,10 @@
 //! The response head as a load client reads it: status, framing, whether the
 //! connection stays open, and the sidecar's `Server-Timing` entries.
 //!
-//! httparse checks the whole head; the client then reads only the fields it
-//! needs, with RFC 9112's rules for the framing: `Transfer-Encoding`
-//! overrides `Content-Length`, conflicting lengths make the response
-//! invalid, and 1xx, 204 and 304 responses have no body.
+//! httparse checks the whole head, and the client then reads only the fields
+//! it needs. Framing follows RFC 9112: `Transfer-Encoding` overrides
+//! `Content-Length`, conflicting lengths make the response invalid, and 1xx,
+//! 204 and 304 responses have no body.
 
 use std::mem::MaybeUninit;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::measure::server_timing_in;
 /// Header fields parsed per response; more make the response invalid.
 const MAX_FIELDS: usize = 64;
 
-/// How the body of a response ends.
+/// The framing of a response body, which marks where the body ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Framing {
     Length(usize),
@@ -227,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn names_match_in_any_case_and_values_are_trimmed() {
+    fn field_names_ignore_case() {
         let parsed = parsed(
             b"HTTP/1.1 200 OK\r\nCONTENT-length:\t 5 \r\nconnection: Keep-Alive, Upgrade\r\n\r\n",
         );
